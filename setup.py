@@ -1,0 +1,31 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "topreward_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(include=[package_name, f"{package_name}.*"]),
+    package_data={package_name: ["prompts.yaml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/launch", glob("launch/*.launch.py")),
+        (f"share/{package_name}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    zip_safe=True,
+    maintainer="topreward_ros team",
+    maintainer_email="team@topreward.dev",
+    description="Zero-shot dense robot rewards from a video VLM (TOPReward on Qwen3-VL) for ROS 2.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "topreward-make-test-model = topreward_ros.tools.make_test_model:main",
+            "topreward-make-sample-video = topreward_ros.tools.make_sample_video:main",
+            "topreward-eval-video = topreward_ros.tools.eval_video:main",
+        ],
+    },
+)
