@@ -1,0 +1,31 @@
+"""Shared fixtures: one tiny random Qwen3-VL checkpoint per test session, built offline."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: a hub id must fail fast, not hang
+
+from topreward_ros.model import ModelConfig, load_reward_model  # noqa: E402
+from topreward_ros.synthetic_model import write_test_model  # noqa: E402
+
+SMALL_RESOLUTION = (64, 96)  # 2x3 tokens per pair: keeps the reference recompute fast
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    return write_test_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def reward_model(tiny_model_dir):
+    return load_reward_model(ModelConfig(model=str(tiny_model_dir), device="cpu", dtype="fp32"))
+
+
+@pytest.fixture(scope="session")
+def random_frames():
+    """24 distinct random RGB frames at 0.5 s intervals."""
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(24)]
+    return frames, [0.5 * i for i in range(len(frames))]

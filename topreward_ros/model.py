@@ -1,0 +1,154 @@
+"""Loading a Qwen3-VL reward model (hub id or local path; dtype, quantization, device) and start-up checks."""
+
+from __future__ import annotations
+
+from .errors import TopRewardError
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+QUANTIZATIONS = ("none", "4bit", "8bit")
+ANSWER_TRUE = " True"
+ANSWER_FALSE = " False"
+
+
+class ModelLoadError(TopRewardError, RuntimeError):
+    """The model cannot be loaded; the message is one line saying what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model to load and how.
+
+    model: a hub id (e.g. Qwen/Qwen3-VL-2B-Instruct) or a local checkpoint directory.
+    dtype: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32.
+    quantization: none | 4bit (NF4, double quant, bf16 compute; vision tower and lm_head kept) | 8bit.
+    device: auto (GPU if present, else CPU with a warning) | cpu | cuda | cuda:N.
+    """
+
+    model: str = "Qwen/Qwen3-VL-2B-Instruct"
+    dtype: str = "auto"
+    quantization: str = "none"
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ModelLoadError(f"unknown dtype {self.dtype!r}: use auto, {', '.join(DTYPES)}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ModelLoadError(f"unknown quantization {self.quantization!r}: use {', '.join(QUANTIZATIONS)}")
+        if not self.model.strip():
+            raise ModelLoadError("no model given: pass a hub id or a local checkpoint directory")
+
+
+@dataclasses.dataclass
+class RewardModel:
+    """A loaded Qwen3-VL with its processor and the answer token ids."""
+
+    model: torch.nn.Module
+    processor: object
+    config: ModelConfig
+    device: torch.device
+    dtype: torch.dtype
+    true_id: int
+    false_id: int
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def describe(self) -> str:
+        return f"{self.config.model} ({self.config.quantization}, {str(self.dtype).removeprefix('torch.')}, {self.device})"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        log.warning("no GPU found: running the reward model on the CPU (slow; fine for tests and the tiny model)")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is available: use device auto or cpu")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[dtype]
+
+
+def quantization_config(quantization: str):
+    """bitsandbytes settings; the vision tower and lm_head stay unquantised (the skip list replaces the default)."""
+    if quantization == "none":
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"{quantization} quantization needs bitsandbytes, which failed to import ({exc}): "
+            "pip install bitsandbytes (on Jetson use NVIDIA's build), or use quantization none") from exc
+    skip = ["model.visual", "visual", "lm_head"]
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+
+
+def load_reward_model(config: ModelConfig) -> RewardModel:
+    """Load model and processor, then run the start-up checks. Raises ModelLoadError with one clear line."""
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    source = config.model
+    if _looks_like_path(source) and not Path(source).is_dir():
+        raise ModelLoadError(f"model directory not found: {source} (give a checkpoint directory or a hub id)")
+    quant = quantization_config(config.quantization)
+    kwargs = {"dtype": dtype}
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
+    try:
+        processor = AutoProcessor.from_pretrained(source)
+        model = Qwen3VLForConditionalGeneration.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot load model {source!r}: not a local checkpoint and the hub is unreachable or has no such "
+            "repository; download it on a connected machine (hf download ID --local-dir DIR) and pass DIR") from exc
+    except (ImportError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if config.quantization != "none":
+            raise ModelLoadError(
+                f"{config.quantization} loading failed ({first}): this device has no working bitsandbytes backend; "
+                "install a bitsandbytes build for it (NVIDIA's on Jetson) or use quantization none") from exc
+        raise ModelLoadError(f"cannot load model {source!r}: {first}") from exc
+    if quant is None:
+        model = model.to(device)
+    model.eval()
+    reward_model = RewardModel(model=model, processor=processor, config=config, device=device, dtype=dtype,
+                               true_id=single_token_id(processor.tokenizer, ANSWER_TRUE),
+                               false_id=single_token_id(processor.tokenizer, ANSWER_FALSE))
+    return reward_model
+
+
+def single_token_id(tokenizer, text: str) -> int:
+    """The id of ``text`` if it encodes to exactly one token (the answer must be one token to score it)."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ModelLoadError(f"tokenizer encodes {text!r} as {len(ids)} tokens {ids}; TOPReward needs exactly one")
+    return ids[0]
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or source.count("/") != 1 or Path(source).exists()
