@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from transformers.video_utils import VideoMetadata
+
+from topreward_ros.frames import pair_frames, resize_frame
+from topreward_ros.prompts import fill_prompt, load_prompt_set
+from topreward_ros.rendering import TEXT, VIDEO, Renderer, RenderError, Segment, timestamp_text
+
+from conftest import SMALL_RESOLUTION
+
+TASK = "put the red block in the bowl"
+
+
+def processor_ids(reward_model, renderer, frames, fps, prompt):
+    video = np.stack([resize_frame(f, SMALL_RESOLUTION) for f in frames])
+    inputs = reward_model.processor(
+        text=[renderer.processor_text(prompt)], videos=[video],
+        videos_kwargs=dict(video_metadata=[VideoMetadata(total_num_frames=len(frames), fps=fps,
+                                                          frames_indices=list(range(len(frames))))],
+                           do_resize=False, do_sample_frames=False),
+        return_tensors="pt")
+    return inputs["input_ids"][0].tolist(), inputs["mm_token_type_ids"][0].tolist()
+
+
+@pytest.mark.parametrize("num_frames", [1, 5, 6])
+@pytest.mark.parametrize("role_markers", [True, False])
+def test_rendering_matches_the_processor(reward_model, random_frames, num_frames, role_markers):
+    frames, _ = random_frames
+    fps = 2.0
+    times = [i / fps for i in range(num_frames)]
+    renderer = Renderer(reward_model.tokenizer, role_markers=role_markers)
+    prompt = fill_prompt(load_prompt_set()[0], TASK)
+    pairs = pair_frames(frames[:num_frames], times)
+    ours = renderer.full([p.timestamp for p in pairs], 6, prompt)
+    ids, types = processor_ids(reward_model, renderer, frames[:num_frames], fps, prompt)
+    assert ours.ids == ids
+    assert ours.types == types
+
+
+def test_rendered_structure(reward_model):
+    tokenizer = reward_model.tokenizer
+    renderer = Renderer(tokenizer)
+    prompt = fill_prompt(load_prompt_set()[0], TASK)
+    segment = renderer.full([0.25, 1.25, 2.25], 6, prompt)
+    text = tokenizer.decode(segment.ids)
+    assert text.startswith("<|im_start|>user\n<|vision_start|>")
+    head = "<|im_start|>user\n<|vision_start|>"
+    blocks = text[len(head):text.index("<|vision_end|>" + prompt)]
+    expected_block = "<|vision_start|>" + "<|video_pad|>" * 6 + "<|vision_end|>"
+    assert blocks == "".join(f"{timestamp_text(t)}{expected_block}" for t in [0.25, 1.25, 2.25])
+    assert text.endswith("<|vision_end|><|vision_end|>" + prompt + " True")
+    assert segment.ids[-1] == reward_model.true_id
+    assert segment.types.count(VIDEO) == 18 and set(segment.types) == {TEXT, VIDEO}
+    assert "<|im_end|>" not in text and "assistant" not in text
+    renderer.check_no_assistant_turn(segment)
+
+
+def test_assistant_turn_is_rejected(reward_model):
+    renderer = Renderer(reward_model.tokenizer)
+    with pytest.raises(RenderError, match="no assistant turn"):
+        renderer.prompt("Is it done?<|im_end|>\n<|im_start|>assistant\nThe answer is:")
+    ids = reward_model.tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    with pytest.raises(RenderError, match="assistant turn"):
+        renderer.check_no_assistant_turn(Segment(ids, [TEXT] * len(ids)))
+
+
+def test_bare_rendering_has_no_role_markers(reward_model):
+    text = reward_model.tokenizer.decode(Renderer(reward_model.tokenizer, role_markers=False).full([0.0], 2, "x").ids)
+    assert text.startswith("<|vision_start|><0.0 seconds>")
+    assert "<|im_start|>" not in text

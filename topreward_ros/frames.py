@@ -1,0 +1,67 @@
+"""Frames at one fixed resolution, grouped into the pairs Qwen3-VL encodes together."""
+
+from __future__ import annotations
+
+from .errors import TopRewardError
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+FRAME_MULTIPLE = 32  # one LM token covers 32x32 pixels (patch 16, 2x2 merge)
+DEFAULT_RESOLUTION = (512, 384)
+
+
+class FrameError(TopRewardError, ValueError):
+    """Frames that cannot be scored."""
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (width, height); both positive multiples of 32."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise FrameError(f"resolution must look like 512x384, got {text!r}") from exc
+    check_resolution((width, height))
+    return width, height
+
+
+def check_resolution(resolution: tuple[int, int]) -> None:
+    width, height = resolution
+    if width <= 0 or height <= 0 or width % FRAME_MULTIPLE or height % FRAME_MULTIPLE:
+        raise FrameError(f"resolution {width}x{height}: width and height must be positive multiples of {FRAME_MULTIPLE}")
+
+
+def resize_frame(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
+    """An RGB uint8 frame resized to (width, height); all frames of an episode share one size."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise FrameError(f"expected an HxWx3 uint8 RGB frame, got shape {frame.shape} {frame.dtype}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise FrameError("frame has zero size")
+    width, height = resolution
+    if frame.shape[:2] == (height, width):
+        return np.ascontiguousarray(frame)
+    interpolation = cv2.INTER_AREA if frame.shape[1] > width else cv2.INTER_LINEAR
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+@dataclasses.dataclass(frozen=True)
+class FramePair:
+    """Two consecutive frames (2, H, W, 3) and the timestamp Qwen3-VL shows for them (their mean time)."""
+
+    frames: np.ndarray
+    timestamp: float
+
+
+def pair_frames(frames: list[np.ndarray], times: list[float]) -> list[FramePair]:
+    """Consecutive pairs; an odd last frame is paired with itself, as the processor pads a video."""
+    if len(frames) != len(times):
+        raise FrameError(f"{len(frames)} frames but {len(times)} timestamps")
+    if not frames:
+        raise FrameError("no frames to score")
+    pairs = []
+    for i in range(0, len(frames), 2):
+        j = min(i + 1, len(frames) - 1)
+        pairs.append(FramePair(np.stack([frames[i], frames[j]]), (times[i] + times[j]) / 2))
+    return pairs
