@@ -1,0 +1,85 @@
+"""Offline dense curve: scores of K growing prefixes of one video, with the static-video control."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tqdm import tqdm
+
+from .engine import StreamingEngine
+from .metrics import min_max_progress, prefix_lengths, voc
+from .scoring import ReferenceScorer, Score, ScoringConfig
+
+DEFAULT_PREFIXES = 15
+METHODS = ("stream", "reference")
+
+
+@dataclasses.dataclass
+class Curve:
+    lengths: list[int]
+    times: list[float]
+    scores: list[Score]
+
+    @property
+    def values(self) -> list[float]:
+        return [s.value for s in self.scores]
+
+    @property
+    def progress(self) -> list[float]:
+        return min_max_progress(self.values)
+
+    @property
+    def voc(self) -> float:
+        return voc(self.values)
+
+
+@dataclasses.dataclass
+class CurveReport:
+    """The real curve and the static-video control (first frame repeated to the same length)."""
+
+    curve: Curve
+    static: Curve
+
+    def summary(self) -> dict:
+        return {
+            "prefix_lengths": self.curve.lengths,
+            "prefix_times": self.curve.times,
+            "curve": self.curve.values,
+            "progress": self.curve.progress,
+            "voc": self.curve.voc,
+            "static_curve": self.static.values,
+            "static_voc": self.static.voc,
+            "per_prompt_true_logprobs": [list(s.true_logprobs) for s in self.curve.scores],
+            "per_prompt_false_logprobs": [list(s.false_logprobs) for s in self.curve.scores],
+        }
+
+
+def score_prefixes(reward_model, config: ScoringConfig, frames: list[np.ndarray], times: list[float], task: str,
+                   k: int = DEFAULT_PREFIXES, method: str = "stream", progress_label: str | None = None) -> Curve:
+    """Score frames[:L] for each L in linspace(1, N, K). ``stream`` (default) grows one cached
+    episode; ``reference`` recomputes every prefix from scratch, as the published code does."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use {' or '.join(METHODS)}")
+    lengths = prefix_lengths(len(frames), k)
+    bar = tqdm(lengths, desc=progress_label, disable=progress_label is None, unit="prefix")
+    scores = []
+    if method == "reference":
+        scorer = ReferenceScorer(reward_model, config)
+        scores = [scorer.score(frames[:n], times[:n], task) for n in bar]
+    else:
+        engine = StreamingEngine(reward_model, config, max_frames=max(64, len(frames) + len(frames) % 2))
+        for n in bar:
+            for i in range(engine.num_frames, n):
+                engine.add_frame(frames[i], times[i])
+            scores.append(engine.score(task).score)
+    return Curve(lengths=lengths, times=[times[n - 1] for n in lengths], scores=scores)
+
+
+def evaluate_video(reward_model, config: ScoringConfig, frames: list[np.ndarray], times: list[float], task: str,
+                   k: int = DEFAULT_PREFIXES, method: str = "stream", show_progress: bool = False) -> CurveReport:
+    curve = score_prefixes(reward_model, config, frames, times, task, k, method,
+                           "video" if show_progress else None)
+    static = score_prefixes(reward_model, config, [frames[0]] * len(frames), times, task, k, method,
+                            "static control" if show_progress else None)
+    return CurveReport(curve=curve, static=static)

@@ -1,0 +1,67 @@
+"""topreward-eval-video VIDEO --task "...": the TOPReward curve of one video (or image folder).
+
+Writes curve.json, curve.csv and curve.png (raw and normalised curve, VOC and the
+static-video VOC) to the output folder and prints a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..curve import evaluate_video
+from ..errors import TopRewardError
+from ..metrics import format_voc
+from ..model import load_reward_model
+from ..report import summary_dict, write_report
+from ..video_io import read_episode
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
+
+PROG = "topreward-eval-video"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
+    parser.add_argument("--task", required=True, help="the instruction the robot is given")
+    parser.add_argument("--fps", type=float, default=2.0, help="frames per second sampled from the video; for an "
+                        "image folder, the rate of its images (default %(default)s)")
+    parser.add_argument("--output", default=None, help="report folder (default out/eval-<video name>)")
+    parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
+    add_model_arguments(parser)
+    add_scoring_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def body(argv) -> int:
+    args = parse_args(argv)
+    if not args.task.strip():
+        raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
+    if args.fps <= 0:
+        raise TopRewardError(f"--fps must be positive, got {args.fps}")
+    config = scoring_config(args)
+    frames, times = read_episode(args.video, args.fps)
+    reward_model = load_reward_model(model_config(args))
+    report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
+                            show_progress=not args.json_summary)
+    settings = {**settings_of(args, reward_model), "video": str(args.video), "task": args.task, "fps": args.fps,
+                "frames": len(frames)}
+    output = Path(args.output or f"out/eval-{Path(args.video).stem}")
+    paths = write_report(report, settings, output)
+    if args.json_summary:
+        print(json.dumps(summary_dict(report, settings)))
+    else:
+        print(f"{Path(args.video).name}: {len(frames)} frames, {len(report.curve.lengths)} prefixes, "
+              f"VOC {format_voc(report.curve.voc)}, static VOC {format_voc(report.static.voc)}, "
+              f"final reward {report.curve.values[-1]:.4f}; report in {paths['json'].parent}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
