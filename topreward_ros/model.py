@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .errors import TopRewardError
+from .rendering import Renderer
 
 import dataclasses
 import logging
@@ -136,10 +137,12 @@ def load_reward_model(config: ModelConfig) -> RewardModel:
     if quant is None:
         model = model.to(device)
     model.eval()
-    reward_model = RewardModel(model=model, processor=processor, config=config, device=device, dtype=dtype,
-                               true_id=single_token_id(processor.tokenizer, ANSWER_TRUE),
-                               false_id=single_token_id(processor.tokenizer, ANSWER_FALSE))
-    return reward_model
+    true_id = single_token_id(processor.tokenizer, ANSWER_TRUE)
+    false_id = single_token_id(processor.tokenizer, ANSWER_FALSE)
+    renderer = Renderer(processor.tokenizer)
+    renderer.check_no_assistant_turn(renderer.full([0.0], 1, "The task is done. The answer is:"))
+    return RewardModel(model=model, processor=processor, config=config, device=device, dtype=dtype,
+                       true_id=true_id, false_id=false_id)
 
 
 def single_token_id(tokenizer, text: str) -> int:
