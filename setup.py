@@ -13,7 +13,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
-        (f"share/{package_name}/config", glob("config/*.yaml")),
+        (f"share/{package_name}/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     python_requires=">=3.10",
     zip_safe=True,
@@ -26,6 +26,7 @@ setup(
             "topreward-make-test-model = topreward_ros.tools.make_test_model:main",
             "topreward-make-sample-video = topreward_ros.tools.make_sample_video:main",
             "topreward-eval-video = topreward_ros.tools.eval_video:main",
+            "reward_node = topreward_ros.ros.reward_node:main",
         ],
     },
 )

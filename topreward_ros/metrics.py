@@ -35,3 +35,45 @@ def voc(scores: list[float]) -> float:
 
 def format_voc(value: float) -> str:
     return "undefined (constant curve)" if math.isnan(value) else f"{value:.3f}"
+
+
+class CausalProgress:
+    """Online min-max normalisation: (r - min so far) / (max so far - min so far), 0 while the span is 0.
+
+    Uses only past and present scores, so it can be published live; at the end of an
+    episode its last value equals the offline min-max progress of the last score.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.low = math.inf
+        self.high = -math.inf
+
+    def update(self, score: float) -> float:
+        self.low = min(self.low, score)
+        self.high = max(self.high, score)
+        span = self.high - self.low
+        return 0.0 if span == 0 else (score - self.low) / span
+
+
+class SuccessDetector:
+    """Success once the raw score is at or above ``threshold`` for ``consecutive`` updates in a row;
+    latched until ``reset()`` (a new episode)."""
+
+    def __init__(self, threshold: float, consecutive: int = 1):
+        if consecutive < 1:
+            raise ValueError(f"consecutive must be at least 1, got {consecutive}")
+        self.threshold = threshold
+        self.consecutive = consecutive
+        self.reset()
+
+    def reset(self) -> None:
+        self.streak = 0
+        self.success = False
+
+    def update(self, score: float) -> bool:
+        self.streak = self.streak + 1 if score >= self.threshold else 0
+        self.success = self.success or self.streak >= self.consecutive
+        return self.success
