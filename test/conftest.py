@@ -29,3 +29,16 @@ def random_frames():
     rng = np.random.default_rng(7)
     frames = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(24)]
     return frames, [0.5 * i for i in range(len(frames))]
+
+
+@pytest.fixture(scope="session")
+def ros():
+    """rclpy in this process, on the tests' own DDS domain."""
+    from dds import ros_environment
+
+    os.environ.update(ros_environment())
+    import rclpy
+
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()

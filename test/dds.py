@@ -1,0 +1,142 @@
+"""Real DDS between processes for the node tests: an isolated domain, the node started with the
+command line launch_ros would build, camera publishers in their own processes, and a listener."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import launch_standins
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DISCOVERY_TIMEOUT = 30.0
+
+
+def ros_environment() -> dict:
+    """One DDS domain per test session, discovery on this host only, the large-image Fast DDS profile."""
+    return {
+        "ROS_DOMAIN_ID": str(100 + os.getpid() % 100),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds_large_images.xml"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Process:
+    """A child process with its output in a file (read back with .output())."""
+
+    def __init__(self, argv: list[str], log: Path):
+        self.log = log
+        self._file = log.open("w")
+        self.popen = subprocess.Popen(argv, stdout=self._file, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **ros_environment()})
+
+    def output(self) -> str:
+        self._file.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._file.close()
+        return self.popen.returncode
+
+
+def start_node(workdir: Path, **launch_arguments) -> Process:
+    """reward_node, started exactly as `ros2 launch topreward_ros reward.launch.py ARGS` would start it."""
+    _, nodes = launch_standins.launch({k: str(v) for k, v in launch_arguments.items()})
+    argv = launch_standins.command_line(nodes[0], str(BIN / nodes[0].kwargs["executable"]), workdir)
+    return Process(argv, workdir / "node.log")
+
+
+def start_camera(workdir: Path, name: str = "camera", **options) -> Process:
+    argv = [sys.executable, str(ROOT / "test" / "camera_publisher.py")]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return Process(argv, workdir / f"{name}.log")
+
+
+class Listener:
+    """Subscribes to the node's outputs in this process; a background thread spins it."""
+
+    def __init__(self, namespace: str = "/topreward"):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import Bool, Float32, String
+
+        self.node = rclpy.create_node(f"test_listener_{os.getpid()}_{id(self)}")
+        self.lock = threading.Lock()
+        self.updates, self.rewards, self.successes, self.diagnostics = [], [], [], []
+        self.node.create_subscription(String, f"{namespace}/update", self._on_update, 100)
+        self.node.create_subscription(Float32, f"{namespace}/reward", lambda m: self._add(self.rewards, m.data), 100)
+        self.node.create_subscription(Bool, f"{namespace}/success", lambda m: self._add(self.successes, m.data), 100)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _add(self, target, value):
+        with self.lock:
+            target.append((time.time(), value))
+
+    def _on_update(self, msg):
+        self._add(self.updates, json.loads(msg.data))
+
+    def _on_diagnostics(self, msg):
+        for status in msg.status:
+            if status.name.startswith("topreward"):
+                level = status.level[0] if isinstance(status.level, bytes) else status.level  # a byte field
+                self._add(self.diagnostics, (level, status.message, {kv.key: kv.value for kv in status.values}))
+
+    def wait_for(self, predicate, timeout: float = DISCOVERY_TIMEOUT, what: str = "condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                if predicate(self):
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def call(self, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
+        client = self.node.create_client(service_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise AssertionError(f"service {name} not available")
+        future = client.call_async(request)
+        deadline = time.time() + timeout
+        while not future.done() and time.time() < deadline:
+            time.sleep(0.02)
+        self.node.destroy_client(client)
+        assert future.done(), f"service {name} did not answer"
+        return future.result()
+
+    def publish(self, msg_type, topic: str, msg, wait_for_subscriber: float = DISCOVERY_TIMEOUT) -> None:
+        publisher = self.node.create_publisher(msg_type, topic, 10)
+        deadline = time.time() + wait_for_subscriber
+        while publisher.get_subscription_count() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        publisher.publish(msg)
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()

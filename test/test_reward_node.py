@@ -1,0 +1,168 @@
+"""The reward node over real DDS: node, cameras and this test in separate processes.
+
+The node runs with the command line launch_ros builds from launch/reward.launch.py and
+config/reward.yaml (see launch_standins.py), on the tiny random model, on the CPU.
+"""
+
+import time
+
+import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from dds import ROOT, Listener, start_camera, start_node
+
+TASK = "put the red block in the bowl"
+SAMPLE_FPS = 2.0
+CONFIG = ROOT / "config" / "reward.yaml"
+
+
+def set_parameter(listener, name, value):
+    kind = ParameterType.PARAMETER_DOUBLE if isinstance(value, float) else ParameterType.PARAMETER_INTEGER
+    field = "double_value" if isinstance(value, float) else "integer_value"
+    request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))])
+    return listener.call(SetParameters, "/topreward/set_parameters", request).results[0]
+
+
+def updates_of(listener, episode):
+    return [u for _, u in listener.updates if u["episode"] == episode]
+
+
+@pytest.fixture
+def listener(ros):
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+@pytest.fixture
+def node_and_camera(tmp_path, tiny_model_dir, listener):
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, sample_fps=SAMPLE_FPS)
+    camera = start_camera(tmp_path, rate=30, seconds=60, size="640x480",
+                          bad=["wrong_encoding", "truncated", "empty", "wrong_step"])
+    yield node, camera
+    camera.stop()
+    assert node.stop() in (0, -15), node.output()
+
+
+def test_rewards_episodes_task_and_success(node_and_camera, listener):
+    node, camera = node_and_camera
+    listener.wait_for(lambda s: len(s.updates) >= 2, what="reward updates")
+    before = listener.updates[-1][1]["episode"]
+    assert not any(s for _, s in listener.successes)  # tiny model's log P(True) ~ -6 < log 0.5
+
+    # ~/reset starts a new episode: its updates carry the next episode id and restart at frame 1.
+    response = listener.call(Trigger, "/topreward/reset", Trigger.Request())
+    episode = before + 1
+    assert response.success and f"episode {episode}" in response.message
+    listener.wait_for(lambda s: len(updates_of(s, episode)) >= 8, what="8 updates after the reset")
+    assert all(u["episode"] in (before, episode) for _, u in listener.updates)
+    ours = updates_of(listener, episode)[:8]
+    # One update per sampled frame, at sample_fps, timed by header stamps from the episode start.
+    assert ours[0]["time"] == 0.0 and ours[0]["frames"] == 1
+    gaps = [b["time"] - a["time"] for a, b in zip(ours, ours[1:])]
+    assert all(abs(g - 1 / SAMPLE_FPS) < 0.05 for g in gaps), gaps
+    assert [u["frames"] for u in ours] == list(range(1, 9))
+    arrival = [t for t, u in listener.updates if u["episode"] == episode][:8]
+    rate = (len(arrival) - 1) / (arrival[-1] - arrival[0])
+    assert 1.5 < rate < 2.5, rate
+    rewards = [r for _, r in listener.rewards]
+    first = rewards.index(pytest.approx(ours[0]["reward"], abs=1e-6))
+    assert rewards[first:first + 8] == pytest.approx([u["reward"] for u in ours], abs=1e-6)
+
+    # A scripted threshold: success flips after success_consecutive (3) updates at or above it, then latches.
+    assert set_parameter(listener, "success_threshold", -1000.0).successful
+    listener.wait_for(lambda s: any(u["success"] for _, u in s.updates), what="success")
+    flipped = [u for _, u in listener.updates if u["episode"] == episode]
+    first_true = next(i for i, u in enumerate(flipped) if u["success"])
+    assert first_true >= 2  # the streak of 3 includes updates scored before the change at most
+    assert set_parameter(listener, "success_threshold", 0.0).successful
+    listener.wait_for(lambda s: len(updates_of(s, episode)) >= first_true + 4, what="more updates")
+    assert all(u["success"] for u in updates_of(listener, episode)[first_true:])  # latched until reset
+    assert any(s for _, s in listener.successes)
+
+    # Out-of-range values are rejected by the parameter descriptors.
+    assert not set_parameter(listener, "success_consecutive", 0).successful
+
+    # A new task on ~/task resets the episode.
+    listener.publish(String, "/topreward/task", String(data="open the drawer"))
+    listener.wait_for(lambda s: len(updates_of(s, episode + 1)) >= 2, what="updates after the task change")
+    new = updates_of(listener, episode + 1)
+    assert new[0]["task"] == "open the drawer" and new[0]["frames"] == 1
+    assert not new[0]["success"]  # success was reset with the episode
+
+    # Bad images were dropped and counted, while rewards kept coming.
+    listener.wait_for(lambda s: any(int(d[2]["bad_messages"]) >= 4 for _, d in s.diagnostics), timeout=10,
+                      what="bad messages in diagnostics")
+    level, message, values = listener.diagnostics[-1][1]
+    assert level == 0 and "scoring episode" in message
+    assert values["model"] and values["device"] == "cpu" and values["quantization"] == "none"
+    for key in ("device", "quantization", "update_latency_ms_median", "frames_in_episode", "dropped_frames",
+                "last_prompt_scores"):
+        assert key in values
+    assert camera.popen.poll() is None and node.popen.poll() is None
+    assert "dropped a message" in node.output()
+
+
+def test_compressed_reliable_camera_and_corrupt_jpeg(tmp_path, tiny_model_dir, listener):
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, sample_fps=4,
+                      transport="compressed", image_topics="/cam/image_raw/compressed")
+    camera = start_camera(tmp_path, topic="/cam/image_raw/compressed", transport="compressed", reliable=True,
+                          rate=30, seconds=40, bad=["corrupt_jpeg"])
+    try:
+        listener.wait_for(lambda s: len(s.updates) >= 6, what="rewards from a reliable compressed camera")
+        listener.wait_for(lambda s: any(int(d[2]["bad_messages"]) >= 1 for _, d in s.diagnostics), timeout=10,
+                          what="the corrupt jpeg counted")
+        count = len(listener.updates)
+        listener.wait_for(lambda s: len(s.updates) >= count + 3, what="rewards after the corrupt jpeg")
+        assert "cannot decode compressed image" in node.output()
+    finally:
+        camera.stop()
+        node.stop()
+
+
+def test_reliable_subscription_warns_once_about_a_best_effort_camera(tmp_path, tiny_model_dir, listener):
+    params = tmp_path / "params.yaml"
+    params.write_text(CONFIG.read_text().replace('qos_reliability: "best_effort"', 'qos_reliability: "reliable"'))
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, params_file=params)
+    camera = start_camera(tmp_path, rate=30, seconds=30, size="320x240")
+    try:
+        listener.wait_for(lambda s: any("active" == d[2]["state"] for _, d in s.diagnostics), what="active node")
+        deadline = time.time() + 20
+        while "set qos_reliability:=best_effort" not in node.output() and time.time() < deadline:
+            time.sleep(0.2)
+        assert node.output().count("set qos_reliability:=best_effort") == 1, node.output()
+        assert not listener.updates  # nothing gets through an incompatible QoS
+    finally:
+        camera.stop()
+        node.stop()
+
+
+def test_configure_failure_is_one_clear_line(tmp_path, listener):
+    node = start_node(tmp_path, model=tmp_path / "no-such-model", quantization="none", task=TASK)
+    try:
+        listener.wait_for(lambda s: any(d[0] == 2 for _, d in s.diagnostics), what="ERROR diagnostics")
+        level, message, values = next(d for _, d in listener.diagnostics if d[0] == 2)
+        assert "model directory not found" in message
+        output = node.output()
+        assert "Traceback" not in output
+        assert output.count("configure failed") == 1
+        assert node.popen.poll() is None  # the node stays up, unconfigured, and says why
+    finally:
+        node.stop()
+
+
+def test_no_task_waits_and_says_so(tmp_path, tiny_model_dir, listener):
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none")
+    camera = start_camera(tmp_path, rate=15, seconds=30, size="320x240")
+    try:
+        listener.wait_for(lambda s: any("waiting for a task" in d[1] for _, d in s.diagnostics), what="waiting")
+        time.sleep(2)
+        assert not listener.updates
+        listener.publish(String, "/topreward/task", String(data=TASK))
+        listener.wait_for(lambda s: len(s.updates) >= 2, what="rewards once a task arrives")
+    finally:
+        camera.stop()
+        node.stop()
