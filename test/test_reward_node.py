@@ -7,6 +7,8 @@ config/reward.yaml (see launch_standins.py), on the tiny random model, on the CP
 import time
 
 import pytest
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from std_msgs.msg import String
@@ -165,4 +167,54 @@ def test_no_task_waits_and_says_so(tmp_path, tiny_model_dir, listener):
         listener.wait_for(lambda s: len(s.updates) >= 2, what="rewards once a task arrives")
     finally:
         camera.stop()
+        node.stop()
+
+
+def change_state(listener, transition_id):
+    request = ChangeState.Request(transition=Transition(id=transition_id))
+    return listener.call(ChangeState, "/topreward/change_state", request).success
+
+
+def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener):
+    params = tmp_path / "params.yaml"
+    params.write_text(CONFIG.read_text().replace("autostart: true", "autostart: false"))
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, params_file=params)
+    camera = start_camera(tmp_path, rate=15, seconds=60, size="320x240")
+    try:
+        listener.wait_for(lambda s: any(d[2]["state"] == "unconfigured" for _, d in s.diagnostics),
+                          what="an unconfigured node")
+        time.sleep(1.5)
+        assert not listener.updates  # autostart false: nothing happens on its own
+        assert change_state(listener, Transition.TRANSITION_CONFIGURE)
+        assert change_state(listener, Transition.TRANSITION_ACTIVATE)
+        listener.wait_for(lambda s: len(s.updates) >= 2, what="rewards once active")
+        assert change_state(listener, Transition.TRANSITION_DEACTIVATE)
+        time.sleep(1.0)
+        count = len(listener.updates)
+        time.sleep(2.0)
+        assert len(listener.updates) == count  # deactivated: no scoring
+        assert change_state(listener, Transition.TRANSITION_CLEANUP)
+        listener.wait_for(lambda s: s.diagnostics[-1][1][2]["state"] == "unconfigured" and
+                          s.diagnostics[-1][1][2]["device"] == "", what="the model released")
+        assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # and it loads again
+        assert change_state(listener, Transition.TRANSITION_ACTIVATE)
+        listener.wait_for(lambda s: len(s.updates) >= count + 2, what="rewards after re-activation")
+    finally:
+        camera.stop()
+        node.stop()
+
+
+def test_two_cameras_are_paired_and_tiled(tmp_path, tiny_model_dir, listener):
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, sample_fps=2,
+                      image_topics="[/left/image_raw, /right/image_raw]")
+    cameras = [start_camera(tmp_path, name=side, topic=f"/{side}/image_raw", rate=30, seconds=40, size="320x240")
+               for side in ("left", "right")]
+    try:
+        listener.wait_for(lambda s: len(s.updates) >= 4, what="rewards from two cameras")
+        ours = [u for _, u in listener.updates]
+        gaps = [b["time"] - a["time"] for a, b in zip(ours, ours[1:]) if a["episode"] == b["episode"]]
+        assert gaps and all(abs(g - 0.5) < 0.05 for g in gaps), gaps
+    finally:
+        for camera in cameras:
+            camera.stop()
         node.stop()
