@@ -107,6 +107,11 @@ class StreamingEngine:
         self._clear_cache()
         self._rebuilt = True
 
+    def push(self, frame: np.ndarray, timestamp: float, task: str) -> Update:
+        """Add a sampled frame and score the episode: one reward update (live and offline alike)."""
+        self.add_frame(frame, timestamp)
+        return self.score(task)
+
     # -- scoring ------------------------------------------------------------------------
     def _prompts(self, task: str) -> list[Segment]:
         if task not in self._prompt_cache:

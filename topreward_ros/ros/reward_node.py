@@ -31,12 +31,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from ..camera_sync import CameraSynchronizer
 from ..engine import StreamingEngine
+from ..episode_stream import EpisodeStream
 from ..errors import TopRewardError
 from ..metrics import CausalProgress, SuccessDetector
 from ..model import ModelConfig, load_reward_model
-from ..sampler import FrameSampler
 from ..scoring import ScoringConfig
 from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 from .parameters import BY_NAME, PARAMETERS, RELIABILITIES, TRANSPORTS
@@ -124,8 +123,7 @@ class RewardNode(LifecycleNode):
             self._release_model()
             return TransitionCallbackReturn.FAILURE
         self._topics, self._transports = topics, transports
-        self._sampler = FrameSampler(p("sample_fps"))
-        self._sync = CameraSynchronizer(len(topics), p("camera_slop"))
+        self._stream = EpisodeStream(len(topics), p("sample_fps"), p("camera_slop"))
         namespace = p("namespace").rstrip("/")
         outputs = {"reward": Float32, "progress": Float32, "success": Bool, "update": String}
         self._outputs = {name: self.create_lifecycle_publisher(kind, f"{namespace}/{name}", 10)
@@ -250,9 +248,8 @@ class RewardNode(LifecycleNode):
             self._episode += 1
             self._mailbox = None
             self._frames_in_episode = 0
-            if hasattr(self, "_sampler"):
-                self._sampler.reset()
-                self._sync.reset()
+            if hasattr(self, "_stream"):
+                self._stream.reset()
             return self._episode
 
     # -- input ----------------------------------------------------------------------------
@@ -276,28 +273,16 @@ class RewardNode(LifecycleNode):
             return
         with self._mutex:
             self._counters.received += 1
-        for frame_stamp, tiled in self._sync.add(camera, stamp, frame):
-            self._offer(frame_stamp, tiled)
-
-    def _offer(self, stamp: float, frame: np.ndarray) -> None:
-        with self._mutex:
             if not self._task or not self._running:
                 return
-            if self._sampler.start is not None and stamp < self._sampler._last_time:
-                restart = True  # time went backwards (a bag looped, a new recording): new episode
-            else:
-                restart = False
-        if restart:
-            self.get_logger().info("header stamps went backwards: new episode")
-            self._new_episode()
-        with self._mutex:
-            t = self._sampler.offer(stamp)
-            if t is None:
-                return
-            if self._mailbox is not None:
-                self._counters.dropped_frames += 1
-            self._mailbox = Sample(self._episode, self._task, t, stamp, frame)
-            self._mutex.notify_all()
+            for sampled in self._stream.add(camera, stamp, frame):
+                if sampled.new_episode:
+                    self._episode += 1
+                    self.get_logger().info(f"header stamps went backwards: episode {self._episode}")
+                if self._mailbox is not None:
+                    self._counters.dropped_frames += 1
+                self._mailbox = Sample(self._episode, self._task, sampled.time, sampled.stamp, sampled.frame)
+                self._mutex.notify_all()
 
     # -- inference ------------------------------------------------------------------------
     def _work(self) -> None:
@@ -319,8 +304,7 @@ class RewardNode(LifecycleNode):
                 success.reset()
                 previous = None
             try:
-                self._engine.add_frame(sample.frame, sample.time)
-                update = self._engine.score(sample.task)
+                update = self._engine.push(sample.frame, sample.time, sample.task)
             except TopRewardError as exc:
                 self.get_logger().error(f"update failed: {exc}", throttle_duration_sec=5.0)
                 continue
