@@ -17,9 +17,10 @@ METHODS = ("stream", "reference")
 
 @dataclasses.dataclass
 class Curve:
-    lengths: list[int]
-    times: list[float]
+    lengths: list[int]          # frames in each scored prefix
+    times: list[float]          # time of each prefix's last frame (s from the episode start)
     scores: list[Score]
+    stamps: list[float] | None = None   # header stamps of those frames, when they come from ROS messages
 
     @property
     def values(self) -> list[float]:
@@ -42,7 +43,9 @@ class CurveReport:
     static: Curve
 
     def summary(self) -> dict:
+        stamps = {"prefix_stamps": self.curve.stamps} if self.curve.stamps is not None else {}
         return {
+            **stamps,
             "prefix_lengths": self.curve.lengths,
             "prefix_times": self.curve.times,
             "curve": self.curve.values,

@@ -16,19 +16,20 @@ from .curve import CurveReport  # noqa: E402
 from .metrics import format_voc  # noqa: E402
 
 
-def _json_safe(value):
+def json_safe(value):
+    """NaN (an undefined VOC) becomes null, recursively."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def summary_dict(report: CurveReport, settings: dict) -> dict:
     """The report as JSON-ready data (undefined VOC becomes null)."""
-    return _json_safe({**report.summary(), "settings": settings})
+    return json_safe({**report.summary(), "settings": settings})
 
 
 def write_report(report: CurveReport, settings: dict, directory: str | Path, name: str = "curve") -> dict[str, Path]:

@@ -31,6 +31,10 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bare", action="store_true", help="render without role markers")
     group.add_argument("--resolution", default="x".join(map(str, DEFAULT_RESOLUTION)),
                        help="fixed frame size WIDTHxHEIGHT, multiples of 32 (default %(default)s)")
+
+
+def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("curve")
     group.add_argument("--prefixes", type=int, default=DEFAULT_PREFIXES, metavar="K",
                        help="number of prefixes on the curve (default %(default)s)")
     group.add_argument("--method", choices=METHODS, default="stream",
@@ -48,10 +52,10 @@ def scoring_config(args) -> ScoringConfig:
 
 
 def settings_of(args, reward_model) -> dict:
+    """The model and scoring settings of a run, for reports."""
     return {"model": args.model, "device": str(reward_model.device), "dtype": str(reward_model.dtype),
             "quantization": args.quantization, "ensemble": args.ensemble, "contrastive": args.contrastive,
-            "bare": args.bare, "resolution": args.resolution, "prefixes": args.prefixes, "method": args.method,
-            "prompts_file": args.prompts_file}
+            "bare": args.bare, "resolution": args.resolution, "prompts_file": args.prompts_file}
 
 
 def run(prog: str, body, argv=None) -> int:

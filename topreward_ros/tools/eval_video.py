@@ -17,7 +17,8 @@ from ..metrics import format_voc
 from ..model import load_reward_model
 from ..report import summary_dict, write_report
 from ..video_io import read_episode
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
+from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, run,
+                     scoring_config, settings_of)
 
 PROG = "topreward-eval-video"
 
@@ -32,6 +33,7 @@ def parse_args(argv):
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_model_arguments(parser)
     add_scoring_arguments(parser)
+    add_curve_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -47,7 +49,7 @@ def body(argv) -> int:
     report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
                             show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "video": str(args.video), "task": args.task, "fps": args.fps,
-                "frames": len(frames)}
+                "frames": len(frames), "prefixes": args.prefixes, "method": args.method}
     output = Path(args.output or f"out/eval-{Path(args.video).stem}")
     paths = write_report(report, settings, output)
     if args.json_summary:

@@ -1,0 +1,126 @@
+"""Reading episodes from rosbag2 recordings (.db3 and .mcap, via rosbags).
+
+Image topics are converted, paired and sampled by the same EpisodeStream the node uses, so
+a bag gives offline the frames a live node would see when the bag is replayed. Episodes are
+split by a marker topic (every message on it starts an episode; a std_msgs/String marker
+carries the episode's task), by gaps in the header stamps, or one per bag. Stamps going
+backwards always start a new episode, as they do in the node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.rosbag2 import ReaderError
+from rosbags.typesys import Stores, get_typestore
+
+from .episode_stream import EpisodeStream
+from .errors import TopRewardError
+from .ros.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+
+log = logging.getLogger(__name__)
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+STRING = "std_msgs/msg/String"
+SPLITS = ("bag", "marker", "gap")
+
+
+class BagError(TopRewardError, ValueError):
+    """A bag that cannot be read as asked."""
+
+
+@dataclasses.dataclass
+class Episode:
+    index: int
+    marker_task: str | None = None          # the task a String marker carried, if any
+    frames: list[np.ndarray] = dataclasses.field(default_factory=list)
+    times: list[float] = dataclasses.field(default_factory=list)
+    stamps: list[float] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class BagEpisodes:
+    episodes: list[Episode]
+    bad_messages: int
+    image_messages: int
+
+
+def open_bag(path: str | Path) -> AnyReader:
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"no such bag: {path}")
+    if path.is_file() and path.suffix in (".db3", ".mcap"):
+        path = path.parent  # a rosbag2 recording is its directory (metadata.yaml beside the storage file)
+    try:
+        return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+    except (AnyReaderError, ReaderError, FileNotFoundError) as exc:
+        raise BagError(f"cannot read bag {path}: {exc}") from exc
+
+
+def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float, split: str = "bag",
+                  marker_topic: str | None = None, max_gap: float = 2.0, camera_slop: float = 0.05) -> BagEpisodes:
+    """Sampled frames of every episode in a bag (episodes without frames are left out)."""
+    if split not in SPLITS:
+        raise BagError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
+    if split == "marker" and not marker_topic:
+        raise BagError("split by marker needs --marker-topic")
+    if not image_topics:
+        raise BagError("no image topic given")
+    if split != "marker":
+        marker_topic = None
+    reader = open_bag(path)
+    try:
+        with reader:
+            return _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, camera_slop)
+    except (AnyReaderError, ReaderError, OSError) as exc:
+        raise BagError(f"cannot read bag {path}: {exc}") from exc
+
+
+def _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, camera_slop) -> BagEpisodes:
+    types = {c.topic: c.msgtype for c in reader.connections}
+    for topic in image_topics:
+        if topic not in types:
+            raise BagError(f"topic {topic} is not in {path}; it has: {', '.join(sorted(types)) or 'no topics'}")
+        if types[topic] not in (IMAGE, COMPRESSED):
+            raise BagError(f"topic {topic} has type {types[topic]}; expected {IMAGE} or {COMPRESSED}")
+    if split == "marker" and marker_topic not in types:
+        raise BagError(f"marker topic {marker_topic} is not in {path}; it has: {', '.join(sorted(types))}")
+    wanted = [c for c in reader.connections if c.topic in image_topics or c.topic == marker_topic]
+    camera_of = {topic: i for i, topic in enumerate(image_topics)}
+    stream = EpisodeStream(len(image_topics), sample_fps, camera_slop, max_gap if split == "gap" else None)
+    episodes = [Episode(0)]
+    bad = images = 0
+    for connection, _, rawdata in reader.messages(connections=wanted):
+        msg = reader.deserialize(rawdata, connection.msgtype)
+        if connection.topic == marker_topic:
+            stream.reset()
+            episodes.append(Episode(len(episodes), msg.data if connection.msgtype == STRING else None))
+            continue
+        images += 1
+        try:
+            frame = compressed_to_rgb(msg) if connection.msgtype == COMPRESSED else image_to_rgb(msg)
+        except ImageConversionError as exc:
+            bad += 1
+            log.warning("%s: skipped a message: %s", connection.topic, exc)
+            continue
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        for sampled in stream.add(camera_of[connection.topic], stamp, frame):
+            if sampled.new_episode:  # stamps went back (or jumped, when splitting by gap)
+                episodes.append(Episode(len(episodes)))
+            episode = episodes[-1]
+            episode.frames.append(sampled.frame)
+            episode.times.append(sampled.time)
+            episode.stamps.append(sampled.stamp)
+    if images == 0:
+        raise BagError(f"{path}: no messages on {', '.join(image_topics)}")
+    kept = [e for e in episodes if e.frames]
+    if not kept:
+        raise BagError(f"{path}: no image could be converted ({bad} bad messages)")
+    for index, episode in enumerate(kept):
+        episode.index = index
+    return BagEpisodes(kept, bad, images)

@@ -1,0 +1,119 @@
+"""topreward-eval-bag BAG: TOPReward curves of the episodes in a rosbag2 recording (.db3 or .mcap).
+
+Frames are sampled from the image topics by header stamp with the node's sampler and scored
+with the streaming engine: one update per sampled frame, as the live node would publish them.
+Per episode: episode_NNN.{json,csv,png} (raw and normalised reward, VOC, static-video VOC);
+for the bag: summary.md and summary.json (VOC mean and spread, static VOC, updates/s, settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..bag_eval import episode_tasks, evaluate_episodes, summarize
+from ..bags import SPLITS, read_episodes
+from ..errors import TopRewardError
+from ..metrics import format_voc
+from ..model import load_reward_model
+from ..report import json_safe, write_report
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
+
+PROG = "topreward-eval-bag"
+
+
+def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bag")
+    group.add_argument("--image-topics", nargs="+", default=["/camera/image_raw"],
+                       help="Image or CompressedImage topics; several are paired by stamp and tiled")
+    group.add_argument("--split", choices=SPLITS, default="bag",
+                       help="episodes: one per bag (default), one per marker message, or split at stamp gaps")
+    group.add_argument("--marker-topic", default="/episode", help="marker topic for --split marker")
+    group.add_argument("--gap", type=float, default=2.0, help="seconds of silence that split episodes (--split gap)")
+    group.add_argument("--sample-fps", type=float, default=2.0, help="frames per second scored (the node's)")
+    group.add_argument("--camera-slop", type=float, default=0.05, help="stamp tolerance pairing cameras (s)")
+    group.add_argument("--max-frames", type=int, default=64, help="frames kept per episode (the node's)")
+    group.add_argument("--task", help="task of every episode without one from a marker or --episodes-yaml")
+    group.add_argument("--episodes-yaml", help="YAML: 'episodes: {INDEX: task, ...}' (and an optional 'task:')")
+
+
+def listed_tasks(path: str | None) -> tuple[str | None, dict[int, str]]:
+    if not path:
+        return None, {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TopRewardError(f"cannot read --episodes-yaml {path}: {exc}") from exc
+    episodes = data.get("episodes", {}) if isinstance(data, dict) else None
+    if not isinstance(episodes, dict):
+        raise TopRewardError(f"{path}: expected 'episodes:' as a mapping from episode index to task")
+    return data.get("task"), {int(k): str(v) for k, v in episodes.items()}
+
+
+def load_bag_episodes(args):
+    if args.sample_fps <= 0:
+        raise TopRewardError(f"--sample-fps must be positive, got {args.sample_fps}")
+    bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
+                        max_gap=args.gap, camera_slop=args.camera_slop)
+    default_task, listed = listed_tasks(args.episodes_yaml)
+    tasks = episode_tasks(bag.episodes, listed.get(-1) or args.task or default_task, listed)
+    return bag, tasks
+
+
+def markdown(summary: dict, settings: dict) -> str:
+    lines = [f"# {Path(settings['bag']).name}", "",
+             f"VOC mean {format_voc(summary['voc_mean'])} (std {summary['voc_std']:.3f}, "
+             f"{summary['voc_defined']}/{summary['episodes']} defined), static VOC mean "
+             f"{format_voc(summary['static_voc_mean'])}, {summary['updates_per_second']:.1f} updates/s", "",
+             "| episode | task | frames | updates | VOC | static VOC | final reward | updates/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in summary["per_episode"]:
+        lines.append(f"| {row['episode']} | {row['task']} | {row['frames']} | {row['updates']} | "
+                     f"{format_voc(row['voc'])} | {format_voc(row['static_voc'])} | {row['final_reward']:.4f} | "
+                     f"{row['updates_per_second']:.1f} |")
+    lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items())]
+    return "\n".join(lines) + "\n"
+
+
+def body(argv) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
+    parser.add_argument("--output", help="report folder (default out/eval-bag-<bag name>)")
+    parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
+    add_bag_arguments(parser)
+    add_model_arguments(parser)
+    add_scoring_arguments(parser)
+    args = parser.parse_args(argv)
+    config = scoring_config(args)
+    bag, tasks = load_bag_episodes(args)
+    reward_model = load_reward_model(model_config(args))
+    results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)
+    settings = {**settings_of(args, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
+                "split": args.split, "sample_fps": args.sample_fps, "max_frames": args.max_frames,
+                "bad_messages": bag.bad_messages}
+    output = Path(args.output or f"out/eval-bag-{Path(args.bag).name}")
+    for result in results:
+        write_report(result.report, {**settings, "episode": result.index, "task": result.task}, output,
+                     name=f"episode_{result.index:03d}")
+    summary = {**summarize(results), "settings": settings}
+    (output / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    (output / "summary.md").write_text(markdown(summary, settings), encoding="utf-8")
+    if args.json_summary:
+        print(json.dumps(json_safe(summary)))
+    else:
+        print(f"{Path(args.bag).name}: {len(results)} episodes, VOC mean {format_voc(summary['voc_mean'])}, "
+              f"static VOC mean {format_voc(summary['static_voc_mean'])}, "
+              f"{summary['updates_per_second']:.1f} updates/s; report in {output}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
