@@ -1,0 +1,213 @@
+"""topreward-replay BAG: play a bag over DDS at its recorded timing, with /clock, and record
+what the reward node publishes, the way `ros2 bag play --clock` + `ros2 bag record` would.
+
+Messages are published as recorded (serialized CDR, no re-encoding) on publishers of their
+recorded types; /clock (rosgraph_msgs/Clock) carries each message's log time. With
+--marker-topic, each marker message restarts the node's episode before the next frame
+(a std_msgs/String marker's task is set through the node's `task` parameter, then ~/reset
+is called). The node's updates go to a CSV (and optionally a bag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from ..bags import STRING, open_bag
+from ..errors import TopRewardError
+
+PROG = "topreward-replay"
+CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "stride",
+              "latency_ms", "true_logprobs")
+RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
+DISCOVERY_TIMEOUT = 30.0
+
+
+def message_class(msgtype: str):
+    package, kind, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError) as exc:
+        raise TopRewardError(f"message type {msgtype} is not available in this ROS install") from exc
+
+
+class Replayer:
+    def __init__(self, node, node_name: str, output_ns: str, record_bag: Path | None):
+        self.node = node
+        self.lock = threading.Lock()
+        self.updates: list[dict] = []
+        self.last_update = time.monotonic()
+        self.record = []  # (topic, msgtype, log time ns, serialized)
+        self.record_bag = record_bag
+        self.node_name = node_name.rstrip("/")
+        for name, msgtype in RECORDED.items():
+            node.create_subscription(message_class(msgtype), f"{output_ns.rstrip('/')}/{name}",
+                                     lambda data, name=name, msgtype=msgtype: self._on_output(name, msgtype, data),
+                                     100, raw=True)
+        self.update_topic = f"{output_ns.rstrip('/')}/update"
+
+    def _on_output(self, name: str, msgtype: str, data: bytes) -> None:
+        with self.lock:
+            self.last_update = time.monotonic()
+            if name == "update":
+                from rclpy.serialization import deserialize_message
+
+                self.updates.append(json.loads(deserialize_message(data, String).data))
+            if self.record_bag:
+                self.record.append((name, msgtype, time.time_ns(), data))
+
+    def call(self, service_type, name: str, request):
+        client = self.node.create_client(service_type, f"{self.node_name}/{name}")
+        try:
+            if not client.wait_for_service(timeout_sec=DISCOVERY_TIMEOUT):
+                raise TopRewardError(f"the reward node's {self.node_name}/{name} service is not available")
+            future = client.call_async(request)
+            deadline = time.monotonic() + DISCOVERY_TIMEOUT
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if not future.done():
+                raise TopRewardError(f"{self.node_name}/{name} did not answer")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def restart_episode(self, task: str | None) -> None:
+        """Set the marker's task (if any) and start a new episode; both calls return before the next frame."""
+        if task:
+            value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
+            result = self.call(SetParameters, "set_parameters",
+                               SetParameters.Request(parameters=[Parameter(name="task", value=value)]))
+            if not result.results[0].successful:
+                raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
+        self.call(Trigger, "reset", Trigger.Request())
+
+
+def play(args) -> int:
+    reader = open_bag(args.bag)
+    rclpy.init()
+    node = rclpy.create_node("topreward_replay")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        with reader:
+            return _play(args, reader, node)
+    finally:
+        executor.shutdown()
+        spinner.join()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _play(args, reader, node) -> int:
+    topics = {c.topic: c for c in reader.connections}
+    chosen = args.topics or [t for t in topics if t != args.marker_topic]
+    missing = [t for t in chosen + ([args.marker_topic] if args.marker_topic else []) if t not in topics]
+    if missing:
+        raise TopRewardError(f"topic {missing[0]} is not in {args.bag}; it has: {', '.join(sorted(topics))}")
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    publishers = {t: node.create_publisher(message_class(topics[t].msgtype), t, reliable) for t in chosen}
+    clock = node.create_publisher(Clock, "/clock", 10)
+    replayer = Replayer(node, args.node, args.output_ns, Path(args.record_bag) if args.record_bag else None)
+
+    deadline = time.monotonic() + DISCOVERY_TIMEOUT
+    while time.monotonic() < deadline and not (
+            all(p.get_subscription_count() > 0 for t, p in publishers.items() if t in args.wait_for)
+            and node.count_publishers(replayer.update_topic) > 0):
+        time.sleep(0.1)
+    if time.monotonic() >= deadline:
+        raise TopRewardError(f"no reward node found (nothing subscribes to {', '.join(args.wait_for)} or publishes "
+                             f"{replayer.update_topic} within {DISCOVERY_TIMEOUT:.0f} s)")
+    time.sleep(args.settle)
+
+    wanted = [topics[t] for t in chosen] + ([topics[args.marker_topic]] if args.marker_topic else [])
+    for loop in range(args.loop):
+        start_wall, start_log = time.monotonic(), None
+        for connection, timestamp, rawdata in reader.messages(connections=wanted):
+            start_log = timestamp if start_log is None else start_log
+            delay = start_wall + (timestamp - start_log) / 1e9 / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=timestamp).to_msg()))
+            if connection.topic == args.marker_topic:
+                task = reader.deserialize(rawdata, STRING).data if connection.msgtype == STRING else None
+                replayer.restart_episode(task)
+                continue
+            publishers[connection.topic].publish(bytes(rawdata))
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < args.drain:
+        with replayer.lock:
+            quiet_since = max(quiet_since, replayer.last_update)
+        time.sleep(0.05)
+    return write_outputs(args, replayer)
+
+
+def write_outputs(args, replayer: Replayer) -> int:
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with replayer.lock:
+        updates, record = list(replayer.updates), list(replayer.record)
+    with output.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for update in updates:
+            writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
+                             "stamp": repr(update["stamp"]), "time": repr(update["time"]),
+                             "score": repr(update["score"]), "reward": repr(update["reward"])})
+    if args.record_bag:
+        from rosbags.rosbag2 import Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        typestore = get_typestore(Stores.ROS2_KILTED)
+        with Writer(Path(args.record_bag), version=9) as bag:
+            connections = {name: bag.add_connection(f"{args.output_ns.rstrip('/')}/{name}", msgtype,
+                                                    typestore=typestore) for name, msgtype in RECORDED.items()}
+            for name, _, stamp, data in record:
+                bag.write(connections[name], stamp, data)
+    print(f"played {args.bag} ({args.loop} time(s) at {args.rate:g}x); recorded {len(updates)} updates to {output}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
+    parser.add_argument("--topics", nargs="+", help="topics to play (default: all but the marker topic)")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0)")
+    parser.add_argument("--loop", type=int, default=1, help="times to play the bag (default 1)")
+    parser.add_argument("--marker-topic", help="episode marker topic: restart the node's episode at each marker")
+    parser.add_argument("--node", default="/topreward", help="the reward node's name (default /topreward)")
+    parser.add_argument("--output-ns", default="/topreward", help="the node's output namespace (default /topreward)")
+    parser.add_argument("--output", default="out/replay.csv", help="CSV of the node's updates")
+    parser.add_argument("--record-bag", help="also record reward/success/update to this new bag directory")
+    parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],
+                        help="topics whose subscriber must be up before playing (default /camera/image_raw)")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait after discovery (default 1)")
+    parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
+    args = parser.parse_args(argv)
+    if args.rate <= 0 or args.loop < 1:
+        parser.error("--rate must be positive and --loop at least 1")
+    try:
+        return play(args)
+    except TopRewardError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
