@@ -1,0 +1,104 @@
+"""topreward-calibrate LABELS.yaml: the success threshold from labelled episodes.
+
+LABELS.yaml lists episodes of bags with their outcome (bag paths relative to the file):
+
+    task: put the red block in the bowl        # optional default task
+    episodes:
+      - {bag: runs/day1, episode: 0, success: true}
+      - {bag: runs/day1, episode: 1, success: false, task: open the drawer}
+
+Each episode is scored as topreward-eval-bag scores it (same options); its final raw score
+is the last update's. Prints ROC AUC and the threshold table, picks the threshold with the
+best F1 (Youden J shown too) and writes a params YAML the reward node loads
+(`params_file:=` or `--ros-args --params-file`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..bag_eval import episode_tasks, evaluate_episodes
+from ..bags import read_episodes
+from ..calibration import calibrate, format_table, params_yaml
+from ..errors import TopRewardError
+from ..model import load_reward_model
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
+from .eval_bag import add_bag_arguments
+
+PROG = "topreward-calibrate"
+
+
+def read_labels(path: Path) -> tuple[str | None, list[dict]]:
+    if not path.is_file():
+        raise TopRewardError(f"no such labels file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TopRewardError(f"{path}: not valid YAML ({exc})") from exc
+    entries = data.get("episodes") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise TopRewardError(f"{path}: expected an 'episodes:' list of {{bag, episode, success}}")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not {"bag", "episode", "success"} <= set(entry):
+            raise TopRewardError(f"{path}: entry {i} needs bag, episode and success")
+        if not isinstance(entry["success"], bool):
+            raise TopRewardError(f"{path}: entry {i}: success must be true or false")
+        entry["bag"] = str((path.parent / str(entry["bag"])).resolve())
+    return data.get("task"), entries
+
+
+def final_scores(args, reward_model, config, default_task: str | None, entries: list[dict]) -> list[float]:
+    """The final raw score of every listed episode, scoring each bag once."""
+    scores: dict[tuple[str, int], float] = {}
+    for bag_path in dict.fromkeys(e["bag"] for e in entries):
+        wanted = {int(e["episode"]): e.get("task") for e in entries if e["bag"] == bag_path}
+        bag = read_episodes(bag_path, args.image_topics, args.sample_fps, split=args.split,
+                            marker_topic=args.marker_topic, max_gap=args.gap, camera_slop=args.camera_slop)
+        missing = sorted(set(wanted) - {e.index for e in bag.episodes})
+        if missing:
+            raise TopRewardError(f"{bag_path} has {len(bag.episodes)} episodes; episode {missing[0]} is not one")
+        bag.episodes = [e for e in bag.episodes if e.index in wanted]
+        tasks = episode_tasks(bag.episodes, args.task or default_task,
+                              {i: t for i, t in wanted.items() if t})
+        for result in evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=False):
+            scores[(bag_path, result.index)] = result.report.curve.values[-1]
+    return [scores[(e["bag"], int(e["episode"]))] for e in entries]
+
+
+def body(argv) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("labels", help="YAML listing bag, episode and success of each labelled episode")
+    parser.add_argument("--output", default="out/calibration/success.yaml", help="params YAML to write")
+    parser.add_argument("--consecutive", type=int, help="also set success_consecutive in the params YAML")
+    add_bag_arguments(parser)
+    add_model_arguments(parser)
+    add_scoring_arguments(parser)
+    args = parser.parse_args(argv)
+    config = scoring_config(args)
+    default_task, entries = read_labels(Path(args.labels))
+    reward_model = load_reward_model(model_config(args))
+    scores = final_scores(args, reward_model, config, default_task, entries)
+    result = calibrate(scores, [e["success"] for e in entries])
+    print(format_table(result))
+    if result.auc <= 0.5:
+        print(f"warning: ROC AUC {result.auc:.3f} <= 0.5: the score does not separate success from failure here",
+              file=sys.stderr)
+    threshold = result.best_f1.threshold
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(params_yaml(threshold, args.consecutive), encoding="utf-8")
+    print(f"success_threshold {threshold!r} (best F1 {result.best_f1.f1:.3f}; best Youden J at "
+          f"{result.best_youden.threshold!r}); wrote {output}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
