@@ -40,7 +40,8 @@ class Process:
                                       env={**os.environ, **ros_environment()})
 
     def output(self) -> str:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, timeout: float = 15.0) -> int:

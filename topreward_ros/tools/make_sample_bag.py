@@ -24,7 +24,7 @@ IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 MARKER_TOPIC = "/episode"
 DEFAULT_TASK = "put the red block in the bowl"
-START_STAMP = 1_700_000_000.0
+START_STAMP_NS = 1_700_000_000 * 1_000_000_000
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 
 
@@ -40,26 +40,25 @@ def write_sample_bag(path: str | Path, storage: str = "mcap", progress: tuple[fl
         compressed = writer.add_connection(COMPRESSED_TOPIC, types["sensor_msgs/msg/CompressedImage"].__msgtype__,
                                            typestore=typestore)
         marker = writer.add_connection(MARKER_TOPIC, types["std_msgs/msg/String"].__msgtype__, typestore=typestore)
-        stamp = START_STAMP
+        stamp_ns = START_STAMP_NS  # integer nanoseconds: float seconds near 1.7e9 lose sub-microsecond steps
         frames_per_episode = max(2, round(seconds * fps))
         for reached in progress:
-            writer.write(marker, int(stamp * 1e9) - 1, typestore.serialize_cdr(
+            writer.write(marker, stamp_ns - 1, typestore.serialize_cdr(
                 types["std_msgs/msg/String"](data=task), "std_msgs/msg/String"))
             for i in range(frames_per_episode):
+                t_ns = stamp_ns + round(i * 1e9 / fps)
                 frame = render_scene(reached * i / (frames_per_episode - 1), width, height)
-                sec, nanosec = int(stamp), round((stamp - int(stamp)) * 1e9)
                 header = types["std_msgs/msg/Header"](
-                    stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id="camera")
+                    stamp=types["builtin_interfaces/msg/Time"](sec=t_ns // 1_000_000_000,
+                                                               nanosec=t_ns % 1_000_000_000), frame_id="camera")
                 image = types["sensor_msgs/msg/Image"](header=header, height=height, width=width, encoding="rgb8",
                                                        is_bigendian=0, step=width * 3, data=frame.reshape(-1))
                 _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
                 jpeg_msg = types["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg",
                                                                     data=np.asarray(jpeg, np.uint8).reshape(-1))
-                t_ns = sec * 1_000_000_000 + nanosec
                 writer.write(raw, t_ns, typestore.serialize_cdr(image, "sensor_msgs/msg/Image"))
                 writer.write(compressed, t_ns, typestore.serialize_cdr(jpeg_msg, "sensor_msgs/msg/CompressedImage"))
-                stamp += 1.0 / fps
-            stamp += gap
+            stamp_ns += round((frames_per_episode / fps + gap) * 1e9)
     return path
 
 

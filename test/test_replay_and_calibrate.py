@@ -1,0 +1,114 @@
+"""Offline and live agree on the same bag; calibration recovers a planted threshold."""
+
+import csv
+import json
+from collections import OrderedDict
+
+import pytest
+import yaml
+from rosbags.highlevel import AnyReader
+
+from dds import BIN, Process, start_node
+from test_eval_video import run_tool
+
+MARKER = "/episode"
+
+
+@pytest.fixture(scope="module")
+def bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "episodes"
+    result = run_tool("topreward-make-sample-bag", str(path), "--storage", "mcap", "--progress", "1.0", "0.5",
+                      "--seconds", "3", "--fps", "15")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def offline_curves(bag, model_dir, out, *extra):
+    result = run_tool("topreward-eval-bag", str(bag), "--split", "marker", "--marker-topic", MARKER,
+                      "--model", str(model_dir), "--output", str(out), "--json-summary", *extra)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    return [json.loads((out / f"episode_{i:03d}.json").read_text()) for i in range(summary["episodes"])]
+
+
+def test_eval_bag_and_live_node_publish_the_same_updates(bag, tiny_model_dir, tmp_path, ros):
+    offline = offline_curves(bag, tiny_model_dir, tmp_path / "offline")
+
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", sample_fps=2, use_sim_time="true")
+    replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw",
+                      "--marker-topic", MARKER, "--output", str(tmp_path / "live.csv"),
+                      "--record-bag", str(tmp_path / "recorded")], tmp_path / "replay.log")
+    try:
+        assert replay.popen.wait(240) == 0, replay.output() + node.output()
+    finally:
+        replay.stop()
+        node.stop()
+
+    with (tmp_path / "live.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    episodes = OrderedDict()
+    for row in rows:
+        episodes.setdefault(row["episode"], []).append(row)
+    live = list(episodes.values())
+    assert len(live) == len(offline) == 2
+    for curve, updates in zip(offline, live):
+        assert [float(u["stamp"]) for u in updates] == pytest.approx(curve["prefix_stamps"], abs=1e-6)
+        assert [float(u["score"]) for u in updates] == pytest.approx(curve["curve"], abs=1e-4)
+        assert [int(u["frames"]) for u in updates] == curve["prefix_lengths"]
+        assert updates[0]["task"] == curve["settings"]["task"]
+
+    with AnyReader([tmp_path / "recorded"]) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/topreward/update"] == len(rows) and counts["/topreward/reward"] == len(rows)
+
+
+def test_replay_of_a_missing_bag_is_a_clear_error(tmp_path):
+    result = run_tool("topreward-replay", str(tmp_path / "nothing"))
+    assert result.returncode == 2 and "no such bag" in result.stderr
+
+
+def test_calibration_recovers_a_planted_threshold(tmp_path, tiny_model_dir, ros):
+    bag = tmp_path / "labelled"
+    progress = ["1.0", "0.2", "0.9", "0.4", "0.6"]
+    assert run_tool("topreward-make-sample-bag", str(bag), "--progress", *progress, "--seconds", "2",
+                    "--fps", "6").returncode == 0
+    finals = [c["curve"][-1] for c in offline_curves(bag, tiny_model_dir, tmp_path / "scores")]
+    assert len(set(finals)) == len(finals)
+    ranked = sorted(finals)
+    planted = (ranked[1] + ranked[2]) / 2  # successes are the episodes scoring above it
+    labels = {"episodes": [{"bag": bag.name, "episode": i, "success": bool(score > planted)}
+                           for i, score in enumerate(finals)]}
+    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(labels))
+    params = tmp_path / "success.yaml"
+    result = run_tool("topreward-calibrate", str(tmp_path / "labels.yaml"), "--split", "marker",
+                      "--model", str(tiny_model_dir), "--output", str(params), "--consecutive", "2")
+    assert result.returncode == 0, result.stderr
+    assert "ROC AUC 1.0000 over 3 success and 2 failure episodes" in result.stdout
+    assert "best F1" in result.stdout and "best Youden J" in result.stdout
+
+    from rclpy.parameter import parameter_dict_from_yaml_file
+
+    loaded = parameter_dict_from_yaml_file(str(params), use_wildcard=True)  # /** applies to every node
+    threshold = loaded["success_threshold"].value.double_value
+    assert threshold == pytest.approx(planted, abs=1e-9)
+    assert loaded["success_consecutive"].value.integer_value == 2
+
+
+@pytest.mark.parametrize("labels,message", [
+    (None, "no such labels file"),
+    ("episodes: []", "expected an 'episodes:' list"),
+    ("episodes: [{bag: b, episode: 0}]", "entry 0 needs bag, episode and success"),
+    ("episodes: [{bag: b, episode: 0, success: maybe}]", "success must be true or false"),
+    ("episodes: [{bag: b, episode: 7, success: true}, {bag: b, episode: 0, success: false}]", "episode 7 is not one"),
+    ("episodes: [{bag: b, episode: 0, success: true}, {bag: b, episode: 1, success: true}]",
+     "need at least one success and one failure"),
+])
+def test_calibrate_rejects_bad_labels(labels, message, tmp_path, bag, tiny_model_dir):
+    (tmp_path / "b").symlink_to(bag)
+    path = tmp_path / "labels.yaml"
+    if labels is not None:
+        path.write_text(labels)
+    result = run_tool("topreward-calibrate", str(path), "--split", "marker", "--model", str(tiny_model_dir),
+                      "--output", str(tmp_path / "p.yaml"), "--resolution", "64x64")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
