@@ -119,17 +119,10 @@ class Listener:
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
-    def call(self, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
-        client = self.node.create_client(service_type, name)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise AssertionError(f"service {name} not available")
-        future = client.call_async(request)
-        deadline = time.time() + timeout
-        while not future.done() and time.time() < deadline:
-            time.sleep(0.02)
-        self.node.destroy_client(client)
-        assert future.done(), f"service {name} did not answer"
-        return future.result()
+    def call(self, service_type, name: str, request):
+        from topreward_ros.ros.replay import call_service
+
+        return call_service(self.node, service_type, name, request)
 
     def publish(self, msg_type, topic: str, msg, wait_for_subscriber: float = DISCOVERY_TIMEOUT) -> None:
         publisher = self.node.create_publisher(msg_type, topic, 10)

@@ -38,6 +38,23 @@ RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "
 DISCOVERY_TIMEOUT = 30.0
 
 
+def call_service(node, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
+    """Call a service and wait for the answer; ``node`` must be spun by another thread."""
+    client = node.create_client(service_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TopRewardError(f"service {name} is not available (is the reward node running?)")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not future.done():
+            raise TopRewardError(f"service {name} did not answer within {timeout:.0f} s")
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
 def message_class(msgtype: str):
     package, kind, name = msgtype.split("/")
     try:
@@ -72,19 +89,7 @@ class Replayer:
                 self.record.append((name, msgtype, time.time_ns(), data))
 
     def call(self, service_type, name: str, request):
-        client = self.node.create_client(service_type, f"{self.node_name}/{name}")
-        try:
-            if not client.wait_for_service(timeout_sec=DISCOVERY_TIMEOUT):
-                raise TopRewardError(f"the reward node's {self.node_name}/{name} service is not available")
-            future = client.call_async(request)
-            deadline = time.monotonic() + DISCOVERY_TIMEOUT
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.005)
-            if not future.done():
-                raise TopRewardError(f"{self.node_name}/{name} did not answer")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        return call_service(self.node, service_type, f"{self.node_name}/{name}", request)
 
     def restart_episode(self, task: str | None) -> None:
         """Set the marker's task (if any) and start a new episode; both calls return before the next frame."""
