@@ -11,7 +11,7 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip("launch_testing", reason="launch_testing is not installed (no ROS 2 install)")
+pytest.importorskip("launch_testing", reason="launch_testing is not installed (no ROS 2 install)")
 import launch  # noqa: E402
 import launch.actions  # noqa: E402
 import launch_testing.actions  # noqa: E402

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from .frames import FrameError, FramePair, resize_frame
+from .frames import FrameError, pair_frames, resize_frame
 from .prompts import fill_prompt
 from .rendering import VIDEO, Renderer, Segment
 from .scoring import Score, ScoringConfig, answer_logprobs, make_score
@@ -127,11 +127,11 @@ class StreamingEngine:
         start = time.perf_counter()
 
         complete = len(self.frames) // 2
-        new_pairs = [FramePair(np.stack(self.frames[2 * i:2 * i + 2]), (self.times[2 * i] + self.times[2 * i + 1]) / 2)
-                     for i in range(self._committed_pairs, complete)]
+        start_frame, end_frame = 2 * self._committed_pairs, 2 * complete
+        new_pairs = (pair_frames(self.frames[start_frame:end_frame], self.times[start_frame:end_frame])
+                     if complete > self._committed_pairs else [])
         odd = len(self.frames) % 2 == 1
-        tail_pair = ([FramePair(np.stack([self.frames[-1]] * 2), self.times[-1])]
-                     if odd and self._tail is None else [])
+        tail_pair = pair_frames(self.frames[-1:], self.times[-1:]) if odd and self._tail is None else []
         features = encode_pairs(self.reward_model, new_pairs + tail_pair)
         if tail_pair:
             self._tail = features.pop()

@@ -99,5 +99,5 @@ class Renderer:
 
     def check_no_assistant_turn(self, segment: Segment) -> None:
         text = self.tokenizer.decode(segment.ids)
-        if "assistant" in text.split("<|im_start|>", 1)[-1].split("\n", 1)[0] or "<|im_end|>" in text:
+        if "<|im_start|>assistant" in text or "<|im_end|>" in text:
             raise RenderError("rendering contains an assistant turn; TOPReward needs an open user turn")

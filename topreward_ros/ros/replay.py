@@ -142,7 +142,7 @@ def _play(args, reader, node) -> int:
     time.sleep(args.settle)
 
     wanted = [topics[t] for t in chosen] + ([topics[args.marker_topic]] if args.marker_topic else [])
-    for loop in range(args.loop):
+    for _ in range(args.loop):
         start_wall, start_log = time.monotonic(), None
         for connection, timestamp, rawdata in reader.messages(connections=wanted):
             start_log = timestamp if start_log is None else start_log
