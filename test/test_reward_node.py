@@ -28,6 +28,14 @@ def set_parameter(listener, name, value):
     return listener.call(SetParameters, "/topreward/set_parameters", request).results[0]
 
 
+def edited_config(tmp_path, old: str, new: str):
+    """config/reward.yaml with one line changed, as a user's own params file."""
+    assert old in CONFIG.read_text()
+    params = tmp_path / "params.yaml"
+    params.write_text(CONFIG.read_text().replace(old, new))
+    return params
+
+
 def updates_of(listener, episode):
     return [u for _, u in listener.updates if u["episode"] == episode]
 
@@ -126,8 +134,7 @@ def test_compressed_reliable_camera_and_corrupt_jpeg(tmp_path, tiny_model_dir, l
 
 
 def test_reliable_subscription_warns_once_about_a_best_effort_camera(tmp_path, tiny_model_dir, listener):
-    params = tmp_path / "params.yaml"
-    params.write_text(CONFIG.read_text().replace('qos_reliability: "best_effort"', 'qos_reliability: "reliable"'))
+    params = edited_config(tmp_path, 'qos_reliability: "best_effort"', 'qos_reliability: "reliable"')
     node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, params_file=params)
     camera = start_camera(tmp_path, rate=30, seconds=30, size="320x240")
     try:
@@ -176,8 +183,7 @@ def change_state(listener, transition_id):
 
 
 def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener):
-    params = tmp_path / "params.yaml"
-    params.write_text(CONFIG.read_text().replace("autostart: true", "autostart: false"))
+    params = edited_config(tmp_path, "autostart: true", "autostart: false")
     node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, params_file=params)
     camera = start_camera(tmp_path, rate=15, seconds=60, size="320x240")
     try:
