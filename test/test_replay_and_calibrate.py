@@ -2,6 +2,7 @@
 
 import csv
 import json
+import time
 from collections import OrderedDict
 
 import pytest
@@ -112,3 +113,30 @@ def test_calibrate_rejects_bad_labels(labels, message, tmp_path, bag, tiny_model
                       "--output", str(tmp_path / "p.yaml"), "--resolution", "64x64")
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
+
+
+def test_replay_loops_faster_and_the_node_restarts_on_the_loop(tmp_path, tiny_model_dir, ros):
+    bag = tmp_path / "short"
+    assert run_tool("topreward-make-sample-bag", str(bag), "--progress", "1.0", "--seconds", "2",
+                    "--fps", "10").returncode == 0
+    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task="put the red block in the bowl",
+                      sample_fps=2, use_sim_time="true")
+    replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw", "--loop", "2",
+                      "--rate", "2", "--output", str(tmp_path / "loop.csv")], tmp_path / "replay.log")
+    start = time.monotonic()
+    try:
+        assert replay.popen.wait(240) == 0, replay.output() + node.output()
+    finally:
+        replay.stop()
+        node.stop()
+    with (tmp_path / "loop.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    episodes = OrderedDict()
+    for row in rows:
+        episodes.setdefault(row["episode"], []).append(row)
+    first, second = episodes.values()  # stamps go back when the loop starts again: a new episode
+    assert [r["stamp"] for r in first] == [r["stamp"] for r in second]
+    assert [float(r["score"]) for r in first] == pytest.approx([float(r["score"]) for r in second], abs=1e-5)
+    assert len(first) == 4
+    assert "2 time(s) at 2x" in replay.output()
+    assert time.monotonic() - start < 60
