@@ -24,6 +24,24 @@ def bag(tmp_path_factory):
     return path
 
 
+def replay_through_node(tmp_path, model_dir, bag, *replay_args, **node_args):
+    """Play ``bag`` with topreward-replay to a running node (use_sim_time); the recorded updates
+    grouped by episode, in order, and the replay's output."""
+    node = start_node(tmp_path, model=model_dir, quantization="none", sample_fps=2, use_sim_time="true", **node_args)
+    replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw",
+                      "--output", str(tmp_path / "live.csv"), *replay_args], tmp_path / "replay.log")
+    try:
+        assert replay.popen.wait(240) == 0, replay.output() + node.output()
+    finally:
+        replay.stop()
+        node.stop()
+    episodes = OrderedDict()
+    with (tmp_path / "live.csv").open() as f:
+        for row in csv.DictReader(f):
+            episodes.setdefault(row["episode"], []).append(row)
+    return list(episodes.values()), replay.output()
+
+
 def offline_curves(bag, model_dir, out, *extra):
     result = run_tool("topreward-eval-bag", str(bag), "--split", "marker", "--marker-topic", MARKER,
                       "--model", str(model_dir), "--output", str(out), "--json-summary", *extra)
@@ -35,22 +53,9 @@ def offline_curves(bag, model_dir, out, *extra):
 def test_eval_bag_and_live_node_publish_the_same_updates(bag, tiny_model_dir, tmp_path, ros):
     offline = offline_curves(bag, tiny_model_dir, tmp_path / "offline")
 
-    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", sample_fps=2, use_sim_time="true")
-    replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw",
-                      "--marker-topic", MARKER, "--output", str(tmp_path / "live.csv"),
-                      "--record-bag", str(tmp_path / "recorded")], tmp_path / "replay.log")
-    try:
-        assert replay.popen.wait(240) == 0, replay.output() + node.output()
-    finally:
-        replay.stop()
-        node.stop()
-
-    with (tmp_path / "live.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    episodes = OrderedDict()
-    for row in rows:
-        episodes.setdefault(row["episode"], []).append(row)
-    live = list(episodes.values())
+    live, _ = replay_through_node(tmp_path, tiny_model_dir, bag, "--marker-topic", MARKER,
+                                  "--record-bag", str(tmp_path / "recorded"))
+    rows = [row for episode in live for row in episode]
     assert len(live) == len(offline) == 2
     for curve, updates in zip(offline, live):
         assert [float(u["stamp"]) for u in updates] == pytest.approx(curve["prefix_stamps"], abs=1e-6)
@@ -119,24 +124,12 @@ def test_replay_loops_faster_and_the_node_restarts_on_the_loop(tmp_path, tiny_mo
     bag = tmp_path / "short"
     assert run_tool("topreward-make-sample-bag", str(bag), "--progress", "1.0", "--seconds", "2",
                     "--fps", "10").returncode == 0
-    node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task="put the red block in the bowl",
-                      sample_fps=2, use_sim_time="true")
-    replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw", "--loop", "2",
-                      "--rate", "2", "--output", str(tmp_path / "loop.csv")], tmp_path / "replay.log")
     start = time.monotonic()
-    try:
-        assert replay.popen.wait(240) == 0, replay.output() + node.output()
-    finally:
-        replay.stop()
-        node.stop()
-    with (tmp_path / "loop.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    episodes = OrderedDict()
-    for row in rows:
-        episodes.setdefault(row["episode"], []).append(row)
-    first, second = episodes.values()  # stamps go back when the loop starts again: a new episode
+    episodes, output = replay_through_node(tmp_path, tiny_model_dir, bag, "--loop", "2", "--rate", "2",
+                                           task="put the red block in the bowl")
+    first, second = episodes  # stamps go back when the loop starts again: a new episode
     assert [r["stamp"] for r in first] == [r["stamp"] for r in second]
     assert [float(r["score"]) for r in first] == pytest.approx([float(r["score"]) for r in second], abs=1e-5)
     assert len(first) == 4
-    assert "2 time(s) at 2x" in replay.output()
+    assert "2 time(s) at 2x" in output
     assert time.monotonic() - start < 60
