@@ -38,7 +38,7 @@ from topreward_ros.engine import StreamingEngine
 from topreward_ros.frames import FramePair, parse_resolution, resize_frame
 from topreward_ros.model import ModelConfig, RewardModel, load_reward_model, single_token_id
 from topreward_ros.prompts import fill_prompt, load_prompt_set
-from topreward_ros.rendering import Renderer, Segment
+from topreward_ros.rendering import Renderer
 from topreward_ros.scoring import ReferenceScorer, ScoringConfig, answer_logprobs
 from topreward_ros.synthetic_model import SHAPES, build_model, build_processor, build_tokenizer, write_test_model
 from topreward_ros.synthetic_scene import scene_frames
@@ -120,9 +120,7 @@ class VisionCachedScorer:
 
     @torch.inference_mode()
     def score(self, task: str) -> tuple[torch.Tensor, int]:
-        video = Segment([], [])
-        for g in self.groups:
-            video = video + self.renderer.group(g.timestamp, g.num_tokens)
+        video = self.renderer.groups((g.timestamp, g.num_tokens) for g in self.groups)
         features = BaseModelOutputWithPooling(pooler_output=tuple(g.embeds for g in self.groups))
         features.deepstack_features = [tuple(level) for level in zip(*(g.deepstack for g in self.groups))]
         grid = self.groups[0].grid_thw.clone()

@@ -137,10 +137,10 @@ class StreamingEngine:
             self._tail = features.pop()
         vision_done = time.perf_counter()
 
-        committed = self.renderer.prefix() if self._cache_len == 0 else Segment([], [])
+        committed = self.renderer.groups((g.timestamp, g.num_tokens) for g in features)
+        if self._cache_len == 0:
+            committed = self.renderer.prefix() + committed
         groups = list(features)
-        for group in features:
-            committed = committed + self.renderer.group(group.timestamp, group.num_tokens)
         shared = Segment([], [])
         if odd:
             shared = self.renderer.group(self._tail.timestamp, self._tail.num_tokens)

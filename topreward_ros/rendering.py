@@ -75,6 +75,15 @@ class Renderer:
                 + Segment([self.vision_start] + [self.video_pad] * num_tokens + [self.vision_end],
                           [TEXT] + [VIDEO] * num_tokens + [TEXT]))
 
+    def groups(self, blocks) -> Segment:
+        """Consecutive pair blocks from (timestamp, number of vision tokens) items, in one join."""
+        ids, types = [], []
+        for timestamp, num_tokens in blocks:
+            block = self.group(timestamp, num_tokens)
+            ids += block.ids
+            types += block.types
+        return Segment(ids, types)
+
     def close_video(self) -> Segment:
         return Segment([self.vision_end], [TEXT])
 
@@ -87,10 +96,8 @@ class Renderer:
 
     def full(self, timestamps: list[float], tokens_per_group: int, prompt_text: str) -> Segment:
         """The whole rendering including the final answer token (for inspection and tests)."""
-        segment = self.prefix()
-        for t in timestamps:
-            segment = segment + self.group(t, tokens_per_group)
-        return segment + self.close_video() + self.prompt(prompt_text) + Segment([self.answer_id], [TEXT])
+        return (self.prefix() + self.groups((t, tokens_per_group) for t in timestamps) + self.close_video()
+                + self.prompt(prompt_text) + Segment([self.answer_id], [TEXT]))
 
     def processor_text(self, prompt_text: str) -> str:
         """The same rendering as a text for Qwen3VLProcessor (one video placeholder, answer included)."""

@@ -97,7 +97,7 @@ class ReferenceScorer:
         rows = []
         for template in self.config.prompts:
             segment = (self.renderer.prefix()
-                       + sum_segments(self.renderer.group(p.timestamp, tokens_per_group) for p in pairs)
+                       + self.renderer.groups((p.timestamp, tokens_per_group) for p in pairs)
                        + self.renderer.close_video() + self.renderer.prompt(fill_prompt(template, task)))
             device = self.reward_model.device
             output = self.reward_model.model.model(
@@ -107,10 +107,3 @@ class ReferenceScorer:
             rows.append(answer_logprobs(self.reward_model, output.last_hidden_state[:, -1]))
         return make_score(torch.cat(rows), self.config.contrastive)
 
-
-def sum_segments(segments):
-    segments = list(segments)
-    total = segments[0]
-    for segment in segments[1:]:
-        total = total + segment
-    return total
