@@ -24,6 +24,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -82,8 +83,6 @@ class Replayer:
         with self.lock:
             self.last_update = time.monotonic()
             if name == "update":
-                from rclpy.serialization import deserialize_message
-
                 self.updates.append(json.loads(deserialize_message(data, String).data))
             if self.record_bag:
                 self.record.append((name, msgtype, time.time_ns(), data))

@@ -86,6 +86,7 @@ class RewardNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._camera_subscriptions = []
+        self._stream: EpisodeStream | None = None
         self._outputs = {}
         self._qos_warned: set[str] = set()
 
@@ -218,8 +219,6 @@ class RewardNode(LifecycleNode):
             if spec and spec.choices and param.value not in spec.choices:
                 return SetParametersResult(successful=False,
                                            reason=f"{param.name} must be one of {', '.join(spec.choices)}")
-            if param.name == "success_consecutive" and param.value < 1:
-                return SetParametersResult(successful=False, reason="success_consecutive must be at least 1")
         for param in params:
             if param.name == "task":
                 self._set_task(param.value, "parameter")
@@ -248,7 +247,7 @@ class RewardNode(LifecycleNode):
             self._episode += 1
             self._mailbox = None
             self._frames_in_episode = 0
-            if hasattr(self, "_stream"):
+            if self._stream is not None:
                 self._stream.reset()
             return self._episode
 

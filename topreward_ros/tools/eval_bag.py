@@ -60,7 +60,7 @@ def load_bag_episodes(args):
     bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
                         max_gap=args.gap, camera_slop=args.camera_slop)
     default_task, listed = listed_tasks(args.episodes_yaml)
-    tasks = episode_tasks(bag.episodes, listed.get(-1) or args.task or default_task, listed)
+    tasks = episode_tasks(bag.episodes, args.task or default_task, listed)
     return bag, tasks
 
 
