@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     os.environ.update(ros_environment())
     import rclpy
 
-    from topreward_ros.synthetic_model import write_test_model
+    from topreward_ros.synthetic.model import write_test_model
 
     rclpy.init()
     with tempfile.TemporaryDirectory() as workdir:

@@ -34,15 +34,16 @@ import psutil
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from topreward_ros.engine import StreamingEngine
-from topreward_ros.frames import FramePair, parse_resolution, resize_frame
-from topreward_ros.model import ModelConfig, RewardModel, load_reward_model, single_token_id
-from topreward_ros.prompts import fill_prompt, load_prompt_set
-from topreward_ros.rendering import Renderer
-from topreward_ros.scoring import ReferenceScorer, ScoringConfig, answer_logprobs
-from topreward_ros.synthetic_model import SHAPES, build_model, build_processor, build_tokenizer, write_test_model
-from topreward_ros.synthetic_scene import scene_frames
-from topreward_ros.vision import encode_pairs
+from topreward_ros.method.engine import StreamingEngine
+from topreward_ros.method.frames import FramePair, parse_resolution, resize_frame
+from topreward_ros.method.model import ModelConfig, RewardModel, load_reward_model, single_token_id
+from topreward_ros.method.prompts import fill_prompt, load_prompt_set
+from topreward_ros.method.rendering import Renderer
+from topreward_ros.method.reference import ReferenceScorer
+from topreward_ros.method.scoring import ScoringConfig, answer_logprobs
+from topreward_ros.synthetic.model import SHAPES, build_model, build_processor, build_tokenizer, write_test_model
+from topreward_ros.synthetic.scene import scene_frames
+from topreward_ros.method.vision import encode_pairs
 
 TASK = "put the red block in the bowl"
 CHECKPOINTS = (8, 16, 32, 64)

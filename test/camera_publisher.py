@@ -17,7 +17,7 @@ import rclpy
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from topreward_ros.synthetic_scene import render_scene
+from topreward_ros.synthetic.scene import render_scene
 
 
 def image_message(frame: np.ndarray, encoding: str) -> Image:

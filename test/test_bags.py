@@ -8,8 +8,8 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from topreward_ros.bags import read_episodes
-from topreward_ros.synthetic_scene import render_scene
+from topreward_ros.sources.bags import read_episodes
+from topreward_ros.synthetic.scene import render_scene
 from topreward_ros.tools.make_sample_bag import COMPRESSED_TOPIC, DEFAULT_TASK, IMAGE_TOPIC, MARKER_TOPIC
 
 from test_eval_video import run_tool

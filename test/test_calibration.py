@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from topreward_ros.calibration import (Calibration, CalibrationError, ThresholdRow, calibrate, format_table,
+from topreward_ros.evaluation.calibration import (Calibration, CalibrationError, ThresholdRow, calibrate, format_table,
                                        params_yaml, roc_auc, threshold_table)
 from topreward_ros.errors import TopRewardError
 

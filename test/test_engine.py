@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from topreward_ros.engine import StreamingEngine
-from topreward_ros.frames import FrameError
-from topreward_ros.scoring import ReferenceScorer, ScoringConfig
+from topreward_ros.method.engine import StreamingEngine
+from topreward_ros.method.frames import FrameError
+from topreward_ros.method.reference import ReferenceScorer
+from topreward_ros.method.scoring import ScoringConfig
 
 from conftest import SMALL_RESOLUTION
 

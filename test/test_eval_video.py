@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from topreward_ros.curve import Curve, CurveReport
-from topreward_ros.report import write_report
-from topreward_ros.scoring import Score
-from topreward_ros.synthetic_scene import scene_frames
+from topreward_ros.evaluation.curve import Curve, CurveReport
+from topreward_ros.evaluation.report import write_report
+from topreward_ros.method.scoring import Score
+from topreward_ros.synthetic.scene import scene_frames
 
 TASK = "put the red block in the bowl"
 BIN = Path(sys.executable).parent

@@ -8,7 +8,7 @@ import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
 from topreward_ros.errors import TopRewardError
-from topreward_ros.ros.image_conversion import (
+from topreward_ros.sources.image_messages import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,

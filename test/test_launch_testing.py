@@ -18,7 +18,7 @@ import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
-from topreward_ros.synthetic_model import write_test_model  # noqa: E402
+from topreward_ros.synthetic.model import write_test_model  # noqa: E402
 
 LAUNCH_FILE = os.path.join(os.path.dirname(__file__), "..", "launch", "reward.launch.py")
 MODEL_DIR = "/tmp/topreward_launch_testing_model"

@@ -4,10 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from topreward_ros.camera_sync import CameraSynchronizer
-from topreward_ros.metrics import (CausalProgress, SuccessDetector, format_voc, min_max_progress, prefix_lengths,
+from topreward_ros.stream.camera_sync import CameraSynchronizer
+from topreward_ros.stream.online import CausalProgress, SuccessDetector
+from topreward_ros.evaluation.metrics import (format_voc, min_max_progress, prefix_lengths,
                                   voc)
-from topreward_ros.sampler import FrameSampler
+from topreward_ros.stream.sampler import FrameSampler
 
 
 def test_voc_of_known_sequences():

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from transformers.video_utils import VideoMetadata
 
-from topreward_ros.frames import pair_frames, resize_frame
-from topreward_ros.prompts import fill_prompt, load_prompt_set
-from topreward_ros.rendering import TEXT, VIDEO, Renderer, RenderError, Segment, timestamp_text
+from topreward_ros.method.frames import pair_frames, resize_frame
+from topreward_ros.method.prompts import fill_prompt, load_prompt_set
+from topreward_ros.method.rendering import TEXT, VIDEO, Renderer, RenderError, Segment, timestamp_text
 
 from conftest import SMALL_RESOLUTION
 

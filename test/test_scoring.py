@@ -3,10 +3,11 @@ import pytest
 import torch
 from transformers.video_utils import VideoMetadata
 
-from topreward_ros.frames import FrameError, resize_frame
-from topreward_ros.prompts import PromptError, fill_prompt, load_prompt_set
-from topreward_ros.rendering import Renderer
-from topreward_ros.scoring import ReferenceScorer, ScoringConfig
+from topreward_ros.method.frames import FrameError, resize_frame
+from topreward_ros.method.prompts import PromptError, fill_prompt, load_prompt_set
+from topreward_ros.method.rendering import Renderer
+from topreward_ros.method.reference import ReferenceScorer
+from topreward_ros.method.scoring import ScoringConfig
 
 from conftest import SMALL_RESOLUTION
 

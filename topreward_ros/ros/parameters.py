@@ -9,7 +9,7 @@ import dataclasses
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from ..model import DTYPES, QUANTIZATIONS
+from ..method.model import DTYPES, QUANTIZATIONS
 
 REWARD_TYPES = ("logprob", "progress", "delta")
 RELIABILITIES = ("best_effort", "reliable")

@@ -29,7 +29,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..bags import STRING, open_bag
+from ..sources.bags import STRING, open_bag
 from ..errors import TopRewardError
 
 PROG = "topreward-replay"

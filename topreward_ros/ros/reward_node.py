@@ -31,13 +31,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from ..engine import StreamingEngine
-from ..episode_stream import EpisodeStream
+from ..method.engine import StreamingEngine
+from ..stream.episode_stream import EpisodeStream
 from ..errors import TopRewardError
-from ..metrics import CausalProgress, SuccessDetector
-from ..model import ModelConfig, load_reward_model
-from ..scoring import ScoringConfig
-from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from ..stream.online import CausalProgress, SuccessDetector
+from ..method.model import ModelConfig, load_reward_model
+from ..method.scoring import ScoringConfig
+from ..sources.image_messages import ImageConversionError, compressed_to_rgb, image_to_rgb
 from .parameters import BY_NAME, PARAMETERS, RELIABILITIES, TRANSPORTS
 
 NODE_NAME = "topreward"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import yaml
 
-from ..bag_eval import episode_tasks, evaluate_episodes
-from ..bags import read_episodes
-from ..calibration import calibrate, format_table, params_yaml
+from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
+from ..sources.bags import read_episodes
+from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
-from ..model import load_reward_model
+from ..method.model import load_reward_model
 from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
 from .eval_bag import add_bag_arguments
 

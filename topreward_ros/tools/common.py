@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 
-from ..curve import DEFAULT_PREFIXES, METHODS
+from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
 from ..errors import TopRewardError
-from ..frames import DEFAULT_RESOLUTION, parse_resolution
-from ..model import DTYPES, QUANTIZATIONS, ModelConfig
-from ..scoring import ScoringConfig
+from ..method.frames import DEFAULT_RESOLUTION, parse_resolution
+from ..method.model import DTYPES, QUANTIZATIONS, ModelConfig
+from ..method.scoring import ScoringConfig
 
 DEFAULT_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 

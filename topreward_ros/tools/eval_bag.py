@@ -15,12 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from ..bag_eval import episode_tasks, evaluate_episodes, summarize
-from ..bags import SPLITS, read_episodes
+from ..evaluation.bag_eval import episode_tasks, evaluate_episodes, summarize
+from ..sources.bags import SPLITS, read_episodes
 from ..errors import TopRewardError
-from ..metrics import format_voc
-from ..model import load_reward_model
-from ..report import json_safe, write_report
+from ..evaluation.metrics import format_voc
+from ..method.model import load_reward_model
+from ..evaluation.report import json_safe, write_report
 from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
 
 PROG = "topreward-eval-bag"

@@ -11,12 +11,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..curve import evaluate_video
+from ..evaluation.curve import evaluate_video
 from ..errors import TopRewardError
-from ..metrics import format_voc
-from ..model import load_reward_model
-from ..report import summary_dict, write_report
-from ..video_io import read_episode
+from ..evaluation.metrics import format_voc
+from ..method.model import load_reward_model
+from ..evaluation.report import summary_dict, write_report
+from ..sources.video import read_episode
 from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, run,
                      scoring_config, settings_of)
 

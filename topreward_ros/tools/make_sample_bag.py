@@ -18,7 +18,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
-from ..synthetic_scene import render_scene
+from ..synthetic.scene import render_scene
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"

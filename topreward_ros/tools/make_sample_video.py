@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 
-from ..synthetic_scene import scene_frames
+from ..synthetic.scene import scene_frames
 
 
 def main(argv: list[str] | None = None) -> int:

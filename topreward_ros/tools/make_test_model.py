@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..synthetic_model import SHAPES, write_test_model
+from ..synthetic.model import SHAPES, write_test_model
 
 
 def main(argv: list[str] | None = None) -> int:

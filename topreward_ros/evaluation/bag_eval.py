@@ -10,11 +10,11 @@ import time
 
 from tqdm import tqdm
 
-from .bags import BagEpisodes, Episode
+from ..sources.bags import BagEpisodes, Episode
 from .curve import Curve, CurveReport
-from .engine import StreamingEngine
-from .errors import TopRewardError
-from .scoring import ScoringConfig
+from ..method.engine import StreamingEngine
+from ..errors import TopRewardError
+from ..method.scoring import ScoringConfig
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from .errors import TopRewardError
+from ..errors import TopRewardError
 
 
 class CalibrationError(TopRewardError, ValueError):

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import TopRewardError
-from .sampler import FrameSampler
+from ..errors import TopRewardError
+from ..stream.sampler import FrameSampler
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 

@@ -13,7 +13,7 @@ time; test_rendering pins it to the processor's own output.
 
 from __future__ import annotations
 
-from .errors import TopRewardError
+from ..errors import TopRewardError
 
 import dataclasses
 

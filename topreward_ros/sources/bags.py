@@ -18,9 +18,9 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
-from .episode_stream import EpisodeStream
-from .errors import TopRewardError
-from .ros.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from ..stream.episode_stream import EpisodeStream
+from ..errors import TopRewardError
+from .image_messages import ImageConversionError, compressed_to_rgb, image_to_rgb
 
 log = logging.getLogger(__name__)
 

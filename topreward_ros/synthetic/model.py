@@ -21,7 +21,7 @@ from transformers import (
     Qwen3VLVideoProcessor,
 )
 
-from .prompts import load_prompt_set
+from ..method.prompts import load_prompt_set
 
 # Qwen's special tokens, in Qwen's order (their ids follow the BPE vocabulary, as in Qwen).
 SPECIAL_TOKENS = [

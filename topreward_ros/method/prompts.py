@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import TopRewardError
+from ..errors import TopRewardError
 
 from importlib import resources
 from pathlib import Path
@@ -19,7 +19,7 @@ class PromptError(TopRewardError, ValueError):
 def load_prompt_set(path: str | Path | None = None) -> list[str]:
     """Prompt templates from a YAML file with a ``prompts:`` list (default: the packaged set)."""
     if path is None:
-        text = resources.files("topreward_ros").joinpath("prompts.yaml").read_text(encoding="utf-8")
+        text = resources.files(__package__).joinpath("prompts.yaml").read_text(encoding="utf-8")
         source = "packaged prompts.yaml"
     else:
         path = Path(path)

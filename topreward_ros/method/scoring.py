@@ -1,17 +1,14 @@
-"""TOPReward scores: log P(" True") after the claim, and the reference (full recompute) scorer."""
+"""TOPReward scores: log P(" True") after the claim, from the final hidden states."""
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
 
-import numpy as np
 import torch
 
-from .frames import DEFAULT_RESOLUTION, check_resolution, pair_frames, resize_frame
-from .prompts import fill_prompt, load_prompt_set, select_prompts
-from .rendering import Renderer
-from .vision import video_inputs
+from .frames import DEFAULT_RESOLUTION, check_resolution
+from .prompts import load_prompt_set, select_prompts
 
 VOCAB_CHUNK = 32768  # rows of lm_head cast to float32 at a time (bounded extra memory)
 
@@ -78,32 +75,3 @@ def answer_logprobs(reward_model, hidden: torch.Tensor) -> torch.Tensor:
 def make_score(logprobs: torch.Tensor, contrastive: bool) -> Score:
     values = logprobs.cpu().tolist()
     return Score(tuple(v[0] for v in values), tuple(v[1] for v in values), contrastive)
-
-
-class ReferenceScorer:
-    """The published computation: the whole video is re-run for every prefix and every prompt."""
-
-    def __init__(self, reward_model, config: ScoringConfig):
-        self.reward_model = reward_model
-        self.config = config
-        self.renderer = Renderer(reward_model.tokenizer, role_markers=config.role_markers)
-
-    @torch.inference_mode()
-    def score(self, frames: list[np.ndarray], times: list[float], task: str) -> Score:
-        frames = [resize_frame(f, self.config.resolution) for f in frames]
-        pairs = pair_frames(frames, times)
-        video = video_inputs(self.reward_model, [np.stack(frames)])
-        tokens_per_group = int(video["video_grid_thw"][0, 1:].prod()) // 4
-        rows = []
-        for template in self.config.prompts:
-            segment = (self.renderer.prefix()
-                       + self.renderer.groups((p.timestamp, tokens_per_group) for p in pairs)
-                       + self.renderer.close_video() + self.renderer.prompt(fill_prompt(template, task)))
-            device = self.reward_model.device
-            output = self.reward_model.model.model(
-                input_ids=torch.tensor([segment.ids], device=device),
-                mm_token_type_ids=torch.tensor([segment.types], device=device),
-                use_cache=False, **video)
-            rows.append(answer_logprobs(self.reward_model, output.last_hidden_state[:, -1]))
-        return make_score(torch.cat(rows), self.config.contrastive)
-

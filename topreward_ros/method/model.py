@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import TopRewardError
+from ..errors import TopRewardError
 from .rendering import Renderer
 
 import dataclasses

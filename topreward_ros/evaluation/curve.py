@@ -7,9 +7,10 @@ import dataclasses
 import numpy as np
 from tqdm import tqdm
 
-from .engine import StreamingEngine
+from ..method.engine import StreamingEngine
 from .metrics import min_max_progress, prefix_lengths, voc
-from .scoring import ReferenceScorer, Score, ScoringConfig
+from ..method.reference import ReferenceScorer
+from ..method.scoring import Score, ScoringConfig
 
 DEFAULT_PREFIXES = 15
 METHODS = ("stream", "reference")
