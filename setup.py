@@ -30,7 +30,7 @@ setup(
             "topreward-make-sample-bag = topreward_ros.tools.make_sample_bag:main",
             "topreward-replay = topreward_ros.ros.replay:main",
             "topreward-calibrate = topreward_ros.tools.calibrate:main",
-            "reward_node = topreward_ros.ros.reward_node:main",
+            "reward_node = topreward_ros.ros.node_main:main",
         ],
     },
 )

@@ -1,5 +1,7 @@
-"""Scoring the episodes of a bag with the streaming engine: one update per sampled frame,
-exactly the updates the node publishes when the bag is replayed to it."""
+"""Scoring the episodes of a bag through the node's reward stream: one update per sampled frame,
+exactly the updates (score, reward, progress, success) the node publishes when the bag is
+replayed to it at a pace its model keeps up with. An episode that fails is recorded with its
+error; the others are still scored."""
 
 from __future__ import annotations
 
@@ -10,28 +12,38 @@ import time
 
 from tqdm import tqdm
 
-from ..sources.bags import BagEpisodes, Episode
-from .curve import Curve, CurveReport
-from ..method.engine import StreamingEngine
 from ..errors import TopRewardError
-from ..method.scoring import ScoringConfig
+from ..method.engine import StreamingEngine
+from ..method.scoring import Score, ScoringConfig
+from ..sources.bags import BagEpisodes, Episode
+from ..stream.episode_stream import SampledFrame
+from ..stream.reward_stream import RewardStream
+from .curve import Curve, CurveReport
 
 
 @dataclasses.dataclass
 class EpisodeResult:
     index: int
     task: str
-    report: CurveReport
-    seconds: float         # compute time of the real curve
+    report: CurveReport | None   # None when the episode failed
+    seconds: float               # compute time of the real curve
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.report is None
 
     @property
     def updates_per_second(self) -> float:
         return len(self.report.curve.scores) / self.seconds if self.seconds > 0 else math.inf
 
     def row(self) -> dict:
+        if self.failed:
+            return {"episode": self.index, "task": self.task, "error": self.error}
         curve = self.report.curve
         return {"episode": self.index, "task": self.task, "frames": curve.lengths[-1], "updates": len(curve.scores),
                 "voc": curve.voc, "static_voc": self.report.static.voc, "final_reward": curve.values[-1],
+                "final_progress": curve.updates[-1].progress, "success": curve.updates[-1].success,
                 "updates_per_second": self.updates_per_second}
 
 
@@ -46,28 +58,40 @@ def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dic
     return tasks
 
 
-def run_episode(engine: StreamingEngine, frames, times, task: str, stamps=None) -> Curve:
-    engine.reset()
-    updates = [engine.push(frame, t, task) for frame, t in zip(frames, times)]
-    return Curve(lengths=[u.num_frames for u in updates], times=list(times), scores=[u.score for u in updates],
-                 stamps=list(stamps) if stamps is not None else None)
+def run_episode(rewards: RewardStream, frames, times, task: str, stamps=None) -> Curve:
+    """One update per frame through the reward stream, as the node publishes them."""
+    rewards.reset()
+    stamps = list(stamps) if stamps is not None else None
+    updates = [rewards.update([SampledFrame(t, stamps[i] if stamps else t, frame, False)], task)
+               for i, (frame, t) in enumerate(zip(frames, times))]
+    contrastive = rewards.engine.config.contrastive
+    return Curve(lengths=[u.frames for u in updates], times=list(times),
+                 scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates],
+                 stamps=stamps, updates=updates)
 
 
 def evaluate_episodes(reward_model, config: ScoringConfig, bag: BagEpisodes, tasks: list[str], max_frames: int,
-                      show_progress: bool = True) -> list[EpisodeResult]:
-    engine = StreamingEngine(reward_model, config, max_frames=max_frames)
+                      show_progress: bool = True, **reward_settings) -> list[EpisodeResult]:
+    """``reward_settings``: reward_type, success_threshold, success_consecutive (the node's parameters)."""
+    rewards = RewardStream(StreamingEngine(reward_model, config, max_frames=max_frames), **reward_settings)
     results = []
     for episode, task in tqdm(list(zip(bag.episodes, tasks)), desc="episodes", unit="episode",
                               disable=not show_progress):
         start = time.perf_counter()
-        curve = run_episode(engine, episode.frames, episode.times, task, episode.stamps)
-        seconds = time.perf_counter() - start
-        static = run_episode(engine, [episode.frames[0]] * len(episode.frames), episode.times, task)
+        try:
+            curve = run_episode(rewards, episode.frames, episode.times, task, episode.stamps)
+            seconds = time.perf_counter() - start
+            static = run_episode(rewards, [episode.frames[0]] * len(episode.frames), episode.times, task)
+        except TopRewardError as exc:
+            results.append(EpisodeResult(episode.index, task, None, time.perf_counter() - start, str(exc)))
+            continue
         results.append(EpisodeResult(episode.index, task, CurveReport(curve=curve, static=static), seconds))
     return results
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
+    failed = [r for r in results if r.failed]
+    results = [r for r in results if not r.failed]
     vocs = [r.report.curve.voc for r in results if not math.isnan(r.report.curve.voc)]
     statics = [r.report.static.voc for r in results if not math.isnan(r.report.static.voc)]
     updates = sum(len(r.report.curve.scores) for r in results)
@@ -81,4 +105,5 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "updates": updates,
         "updates_per_second": updates / seconds if seconds > 0 else math.nan,
         "per_episode": [r.row() for r in results],
+        "failed_episodes": [r.row() for r in failed],
     }

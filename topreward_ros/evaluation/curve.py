@@ -11,6 +11,7 @@ from ..method.engine import StreamingEngine
 from .metrics import min_max_progress, prefix_lengths, voc
 from ..method.reference import ReferenceScorer
 from ..method.scoring import Score, ScoringConfig
+from ..stream.reward_stream import RewardUpdate
 
 DEFAULT_PREFIXES = 15
 METHODS = ("stream", "reference")
@@ -22,6 +23,7 @@ class Curve:
     times: list[float]          # time of each prefix's last frame (s from the episode start)
     scores: list[Score]
     stamps: list[float] | None = None   # header stamps of those frames, when they come from ROS messages
+    updates: list[RewardUpdate] | None = None  # the node's updates, when scored through the reward stream
 
     @property
     def values(self) -> list[float]:
@@ -45,8 +47,13 @@ class CurveReport:
 
     def summary(self) -> dict:
         stamps = {"prefix_stamps": self.curve.stamps} if self.curve.stamps is not None else {}
+        published = {} if self.curve.updates is None else {
+            "reward": [u.reward for u in self.curve.updates],
+            "causal_progress": [u.progress for u in self.curve.updates],
+            "success": [u.success for u in self.curve.updates]}
         return {
             **stamps,
+            **published,
             "prefix_lengths": self.curve.lengths,
             "prefix_times": self.curve.times,
             "curve": self.curve.values,

@@ -31,6 +31,8 @@ from .rendering import VIDEO, Renderer, Segment
 from .scoring import Score, ScoringConfig, answer_logprobs, make_score
 from .vision import GroupFeatures, encode_pairs
 
+DEFAULT_MAX_FRAMES = 64  # frames kept per episode before every other one is dropped
+
 
 @dataclasses.dataclass(frozen=True)
 class Update:
@@ -51,7 +53,7 @@ class Update:
 class StreamingEngine:
     """One episode's state. Not thread-safe: one engine per stream (Qwen3-VL keeps rope state)."""
 
-    def __init__(self, reward_model, config: ScoringConfig, max_frames: int = 64):
+    def __init__(self, reward_model, config: ScoringConfig, max_frames: int = DEFAULT_MAX_FRAMES):
         if max_frames < 4 or max_frames % 2:
             raise ValueError(f"max_frames must be an even number of at least 4, got {max_frames}")
         self.reward_model = reward_model
@@ -77,6 +79,10 @@ class StreamingEngine:
         self._committed_pairs = 0
         self._tail: GroupFeatures | None = None
         self._rebuilt = False
+
+    def invalidate(self) -> None:
+        """Drop the caches but keep the frames: the next score rebuilds them (after a failed update)."""
+        self._clear_cache()
 
     @property
     def num_frames(self) -> int:
@@ -117,6 +123,13 @@ class StreamingEngine:
         if task not in self._prompt_cache:
             self._prompt_cache = {task: [self.renderer.prompt(fill_prompt(t, task)) for t in self.config.prompts]}
         return self._prompt_cache[task]
+
+    def check_task(self, task: str) -> str:
+        """The stripped task if every prompt renders with it; else a PromptError or RenderError.
+        Touches no episode state, so another thread may call it while this one scores."""
+        for template in self.config.prompts:
+            self.renderer.prompt(fill_prompt(template, task))
+        return task.strip()
 
     @torch.inference_mode()
     def score(self, task: str) -> Update:

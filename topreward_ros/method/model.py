@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 QUANTIZATIONS = ("none", "4bit", "8bit")
+DEFAULT_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 ANSWER_TRUE = " True"
 ANSWER_FALSE = " False"
 
@@ -33,7 +34,7 @@ class ModelConfig:
     device: auto (GPU if present, else CPU with a warning) | cpu | cuda | cuda:N.
     """
 
-    model: str = "Qwen/Qwen3-VL-2B-Instruct"
+    model: str = DEFAULT_MODEL
     dtype: str = "auto"
     quantization: str = "none"
     device: str = "auto"

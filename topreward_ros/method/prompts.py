@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 ANSWER_LEAD = "The answer is:"
+MAX_TASK_CHARS = 1000  # an instruction is a sentence; 1000 characters is ~250 tokens, ample
 
 
 class PromptError(TopRewardError, ValueError):
@@ -25,9 +26,15 @@ def load_prompt_set(path: str | Path | None = None) -> list[str]:
         path = Path(path)
         if not path.is_file():
             raise PromptError(f"prompt file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"cannot read prompt file {path}: {str(exc).splitlines()[0]}") from exc
         source = str(path)
-    data = yaml.safe_load(text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PromptError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from exc
     prompts = data.get("prompts") if isinstance(data, dict) else None
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise PromptError(f"{source}: expected a non-empty 'prompts:' list of strings")
@@ -47,8 +54,11 @@ def select_prompts(templates: list[str], ensemble_size: int) -> list[str]:
 
 
 def fill_prompt(template: str, task: str) -> str:
-    """The prompt text for one task (the task is stripped; an empty task is an error)."""
+    """The prompt text for one task (the task is stripped; an empty or over-long task is an error)."""
     task = task.strip()
     if not task:
         raise PromptError("the task instruction is empty")
+    if len(task) > MAX_TASK_CHARS:
+        raise PromptError(f"the task instruction has {len(task)} characters; at most {MAX_TASK_CHARS} are accepted "
+                          "(an instruction is a sentence)")
     return template.replace("{task}", task)

@@ -49,7 +49,10 @@ class Renderer:
         self.vision_start = self._special("<|vision_start|>")
         self.vision_end = self._special("<|vision_end|>")
         self.video_pad = self._special("<|video_pad|>")
-        self.forbidden = {self._special("<|im_end|>")}
+        # Any special token in a prompt or task (<|im_end|>, <|vision_start|>, <|endoftext|>, ...) would
+        # change the rendering's structure: refused.
+        self.special_ids = set(tokenizer.all_special_ids) | {
+            i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
         answer = tokenizer.encode(" True", add_special_tokens=False)
         if len(answer) != 1:
             raise RenderError(f"' True' encodes to {len(answer)} tokens; the answer must be one token")
@@ -90,8 +93,10 @@ class Renderer:
     def prompt(self, prompt_text: str) -> Segment:
         """The claim; the model's next-token distribution after it is read for the answer."""
         segment = self._text(prompt_text)
-        if self.forbidden & set(segment.ids):
-            raise RenderError("prompt closes the user turn; the rendering must have no assistant turn")
+        special = self.special_ids & set(segment.ids)
+        if special:
+            names = ", ".join(sorted(self.tokenizer.convert_ids_to_tokens(sorted(special))))
+            raise RenderError(f"the prompt or task contains the special token(s) {names}; they are not allowed")
         return segment
 
     def full(self, timestamps: list[float], tokens_per_group: int, prompt_text: str) -> Segment:

@@ -33,7 +33,7 @@ from ..sources.bags import STRING, open_bag
 from ..errors import TopRewardError
 
 PROG = "topreward-replay"
-CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "stride",
+CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "stride",
               "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0

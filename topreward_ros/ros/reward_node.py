@@ -1,66 +1,61 @@
 """The TOPReward lifecycle node: camera topics in, reward / progress / success / diagnostics out.
 
-A thin adapter around the ROS-free engine. Threads: the executor runs the subscriptions
-(convert, pair cameras, sample by header stamp) and the diagnostics timer; one worker
-thread runs the model. Between them is a one-slot mailbox: the latest sampled frame wins,
-so a slow model never builds a queue (each overwritten frame is counted as dropped).
+A thin adapter around the ROS-free stream layer. The executor thread runs the subscriptions:
+each message's header is checked and its stamp read, and only the messages the sampler takes
+are decoded (``stream.live.LiveEpisode``). One worker thread takes every frame sampled since
+its last update, scores them in one update (``stream.reward_stream.RewardStream``) and
+publishes it. A slow model therefore merges updates; it never loses a sampled frame.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
 import logging
+import signal
 import statistics
 import sys
 import threading
+import time
 from collections import deque
 from functools import partial
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidNamespaceException, InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.validate_namespace import validate_namespace
+from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from ..method.engine import StreamingEngine
-from ..stream.episode_stream import EpisodeStream
 from ..errors import TopRewardError
-from ..stream.online import CausalProgress, SuccessDetector
+from ..method.engine import StreamingEngine
+from ..method.frames import resize_frame
 from ..method.model import ModelConfig, load_reward_model
+from ..method.prompts import fill_prompt
 from ..method.scoring import ScoringConfig
-from ..sources.image_messages import ImageConversionError, compressed_to_rgb, image_to_rgb
+from ..sources.image_messages import ImageConversionError, check_message, header_stamp, message_to_rgb
+from ..stream.episode_stream import EpisodeStream, tiled
+from ..stream.live import LiveEpisode
+from ..stream.reward_stream import RewardStream, RewardUpdate, check_reward_type
 from .parameters import BY_NAME, PARAMETERS, RELIABILITIES, TRANSPORTS
 
 NODE_NAME = "topreward"
 LATENCY_WINDOW = 50
+STALL_SECONDS = 5.0        # frames arriving but no update (or no frames at all) this long: WARN
+FAILURES_FOR_ERROR = 3     # updates failing in a row before /diagnostics says ERROR
+THROTTLE_SECONDS = 5.0
 
 
-@dataclasses.dataclass
-class Sample:
-    """A sampled frame waiting for the worker."""
-
-    episode: int
-    task: str
-    time: float       # seconds since the episode's first frame
-    stamp: float      # header stamp (seconds)
-    frame: np.ndarray
-
-
-@dataclasses.dataclass
-class Counters:
-    received: int = 0
-    bad_messages: int = 0
-    dropped_frames: int = 0
-    updates: int = 0
+class ConfigError(TopRewardError, ValueError):
+    """A parameter value the node cannot run with."""
 
 
 class RewardNode(LifecycleNode):
@@ -70,32 +65,28 @@ class RewardNode(LifecycleNode):
             self.declare_parameter(param.name, param.default, param.descriptor())
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._mutex = threading.Condition()
-        self._counters = Counters()
+        self._lock = threading.Lock()
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._episode = 0
-        self._task = self.get_parameter("task").value.strip()
-        self._mailbox: Sample | None = None
-        self._last_scores: list[float] = []
-        self._last_stride = 1
-        self._frames_in_episode = 0
-        self._lifecycle_label = "unconfigured"
+        self._last_update: RewardUpdate | None = None
         self._error = ""
+        self._warned_zero_stamps = False
+        self._zero_stamps = 0
+        self._active_since: float | None = None
         self._reward_model = None
-        self._engine: StreamingEngine | None = None
+        self._rewards: RewardStream | None = None
+        self._live: LiveEpisode | None = None   # the episode's state: id, task, frames waiting, counters
         self._worker: threading.Thread | None = None
-        self._running = False
         self._camera_subscriptions = []
-        self._stream: EpisodeStream | None = None
         self._outputs = {}
+        self._topics: list[str] = []
         self._qos_warned: set[str] = set()
+        self._pending_task = self._value("task").strip()  # the task before configure (no tokenizer yet)
 
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(self.get_parameter("diagnostics_period").value,
-                                                    self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(self._value("diagnostics_period"), self._publish_diagnostics)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_subscription(String, "~/task", self._on_task, 10)
-        if self.get_parameter("autostart").value:
+        if self._value("autostart"):
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -105,77 +96,118 @@ class RewardNode(LifecycleNode):
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
+    def _state_id(self) -> int:
+        return self._state_machine.current_state[0]
+
+    def _fail(self, stage: str, exc: Exception) -> TransitionCallbackReturn:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = text if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {text}"
+        self._error = f"{stage} failed: {reason}"
+        self.get_logger().error(self._error)
+        return TransitionCallbackReturn.FAILURE
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._value
         try:
             topics, transports = self._camera_topics()
+            check_reward_type(p("reward_type"))
+            resolution = (p("resolution_width"), p("resolution_height"))
             scoring = ScoringConfig.from_options(
                 prompts_file=p("prompts_file") or None, ensemble_size=p("ensemble_size"),
-                contrastive=p("contrastive"), role_markers=not p("bare_prompt"),
-                resolution=(p("resolution_width"), p("resolution_height")))
+                contrastive=p("contrastive"), role_markers=not p("bare_prompt"), resolution=resolution)
             model = ModelConfig(model=p("model"), dtype=p("dtype"), quantization=p("quantization"),
                                 device=p("device"))
             self.get_logger().info(f"loading {model.model} ({model.quantization}) ...")
             self._reward_model = load_reward_model(model)
-            self._engine = StreamingEngine(self._reward_model, scoring, max_frames=p("max_frames"))
-        except TopRewardError as exc:
-            self._error = str(exc)
-            self.get_logger().error(f"configure failed: {exc}")
+            engine = StreamingEngine(self._reward_model, scoring, max_frames=p("max_frames"))
+            rewards = RewardStream(engine, p("reward_type"), p("success_threshold"), p("success_consecutive"))
+            task = rewards.check_task(self._pending_task) if self._pending_task else ""
+            outputs = self._create_outputs(p("namespace"))
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
             self._release_model()
-            return TransitionCallbackReturn.FAILURE
+            return self._fail("configure", exc)
+        max_pixels = p("max_image_pixels")
+
+        def convert(messages):
+            return resize_frame(tiled(message_to_rgb)(messages), resolution)
+
+        stream = EpisodeStream(len(topics), convert, p("sample_fps"), p("camera_slop"), p("max_stamp_gap"))
+        self._max_pixels = max_pixels
         self._topics, self._transports = topics, transports
-        self._stream = EpisodeStream(len(topics), p("sample_fps"), p("camera_slop"))
-        namespace = p("namespace").rstrip("/")
-        outputs = {"reward": Float32, "progress": Float32, "success": Bool, "update": String}
-        self._outputs = {name: self.create_lifecycle_publisher(kind, f"{namespace}/{name}", 10)
-                            for name, kind in outputs.items()}
+        self._rewards, self._outputs = rewards, outputs
+        self._live = LiveEpisode(stream, task, backlog=p("max_frames"))
         self._error = ""
-        self._lifecycle_label = "inactive"
         self.get_logger().info(f"configured: {self._reward_model.describe()}, cameras {topics}")
         return TransitionCallbackReturn.SUCCESS
 
+    def _create_outputs(self, namespace: str) -> dict:
+        namespace = namespace.rstrip("/") or ""
+        try:
+            validate_namespace(namespace or "/")
+        except InvalidNamespaceException as exc:
+            raise ConfigError(f"namespace {namespace!r} is not a valid ROS namespace: {exc}") from exc
+        kinds = {"reward": Float32, "progress": Float32, "success": Bool, "update": String}
+        return {name: self.create_lifecycle_publisher(kind, f"{namespace}/{name}", 10) for name, kind in kinds.items()}
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        qos = QoSProfile(depth=self._value("qos_depth"), history=HistoryPolicy.KEEP_LAST,
-                         durability=DurabilityPolicy.VOLATILE,
-                         reliability=(ReliabilityPolicy.RELIABLE if self._value("qos_reliability") == "reliable"
-                                      else ReliabilityPolicy.BEST_EFFORT))
-        for index, (topic, transport) in enumerate(zip(self._topics, self._transports)):
-            kind = CompressedImage if transport == "compressed" else Image
-            events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible_qos, topic))
-            self._camera_subscriptions.append(self.create_subscription(
-                kind, topic, partial(self._on_image, index), qos, event_callbacks=events))
-        self._new_episode()
-        self._running = True
+        try:
+            qos = QoSProfile(depth=self._value("qos_depth"), history=HistoryPolicy.KEEP_LAST,
+                             durability=DurabilityPolicy.VOLATILE,
+                             reliability=(ReliabilityPolicy.RELIABLE if self._value("qos_reliability") == "reliable"
+                                          else ReliabilityPolicy.BEST_EFFORT))
+            for index, (topic, transport) in enumerate(zip(self._topics, self._transports)):
+                kind = CompressedImage if transport == "compressed" else Image
+                events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible_qos, topic))
+                self._camera_subscriptions.append(self.create_subscription(
+                    kind, topic, partial(self._on_image, index), qos, event_callbacks=events))
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
+            self._remove_subscriptions()
+            return self._fail("activate", exc)
+        self._live.open()
+        self._active_since = time.monotonic()
         self._worker = threading.Thread(target=self._work, name="topreward-inference", daemon=True)
         self._worker.start()
-        self._lifecycle_label = "active"
+        self._error = ""
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
-        for subscription in self._camera_subscriptions:
-            self.destroy_subscription(subscription)
-        self._camera_subscriptions = []
-        self._lifecycle_label = "inactive"
+        self._remove_subscriptions()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for publisher in self._outputs.values():
-            self.destroy_lifecycle_publisher(publisher)
-        self._outputs = {}
+        self._remove_outputs()
         self._release_model()
-        self._lifecycle_label = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self._remove_subscriptions()
+        self._remove_outputs()
         self._release_model()
-        self._lifecycle_label = "finalized"
         return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._remove_subscriptions()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _remove_subscriptions(self) -> None:
+        for subscription in self._camera_subscriptions:
+            self.destroy_subscription(subscription)
+        self._camera_subscriptions = []
+
+    def _remove_outputs(self) -> None:
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
 
     def _release_model(self) -> None:
         """Drop the engine and the model, and give the GPU memory back."""
-        self._engine = None
+        if self._live is not None and self._live.task:
+            self._pending_task = self._live.task
+        self._rewards = None
+        self._live = None
         self._reward_model = None
         gc.collect()
         import torch
@@ -183,73 +215,114 @@ class RewardNode(LifecycleNode):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def stop(self) -> None:
+        """Stop scoring at once (shutdown, signals): the worker ends before the context goes."""
+        self._stop_worker()
+
     def _stop_worker(self) -> None:
-        with self._mutex:
-            self._running = False
-            self._mailbox = None
-            self._mutex.notify_all()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
+        if self._live is not None:
+            self._live.close()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.ident is not None and worker is not threading.current_thread():
+            worker.join()
 
     # -- parameters and control -----------------------------------------------------------
     def _value(self, name: str):
         return self.get_parameter(name).value
 
     def _camera_topics(self) -> tuple[list[str], list[str]]:
-        topics = list(self._value("image_topics"))
-        transports = list(self._value("transport"))
-        if not topics or not all(t.strip() for t in topics):
-            raise TopRewardError("image_topics is empty: give at least one camera topic")
+        topics = [t.strip() for t in self._value("image_topics")]
+        transports = [t.strip() for t in self._value("transport")]
+        if not topics or not all(topics):
+            raise ConfigError("image_topics is empty: give at least one camera topic")
+        for topic in topics:
+            try:
+                validate_topic_name(topic)
+            except InvalidTopicNameException as exc:
+                raise ConfigError(f"image topic {topic!r} is not a valid ROS topic name: {exc}") from exc
+        if not transports:
+            raise ConfigError("transport is empty: give raw or compressed (one for all topics, or one per topic)")
         if len(transports) == 1:
             transports *= len(topics)
         if len(transports) != len(topics):
-            raise TopRewardError(f"transport has {len(transports)} entries for {len(topics)} image_topics: "
-                                 "give one per topic, or one for all")
+            raise ConfigError(f"transport has {len(transports)} entries for {len(topics)} image_topics: "
+                              "give one per topic, or one for all")
         bad = [t for t in transports if t not in TRANSPORTS]
         if bad:
-            raise TopRewardError(f"unknown transport {bad[0]!r}: use raw or compressed")
+            raise ConfigError(f"unknown transport {bad[0]!r}: use raw or compressed")
         if self._value("qos_reliability") not in RELIABILITIES:
-            raise TopRewardError(f"qos_reliability must be one of {', '.join(RELIABILITIES)}")
+            raise ConfigError(f"qos_reliability must be one of {', '.join(RELIABILITIES)}")
         return topics, transports
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        configured = self._state_id() in (State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_ACTIVE)
         for param in params:
             spec = BY_NAME.get(param.name)
-            if spec and spec.choices and param.value not in spec.choices:
+            if spec is None:
+                continue
+            if spec.choices and param.value not in spec.choices:
                 return SetParametersResult(successful=False,
                                            reason=f"{param.name} must be one of {', '.join(spec.choices)}")
+            if spec.structural and configured and param.value != self._value(param.name):
+                return SetParametersResult(successful=False, reason=(
+                    f"{param.name} is read at configure: clean up the node (ros2 lifecycle set ... cleanup), "
+                    "set it, then configure again"))
+            if param.name == "task":
+                try:
+                    self._check_task(param.value)
+                except TopRewardError as exc:
+                    return SetParametersResult(successful=False, reason=f"task refused: {exc}")
         for param in params:
             if param.name == "task":
                 self._set_task(param.value, "parameter")
+            elif self._rewards is not None and param.name == "reward_type":
+                self._rewards.reward_type = param.value
+            elif self._rewards is not None and param.name == "success_threshold":
+                self._rewards.success.threshold = param.value
+            elif self._rewards is not None and param.name == "success_consecutive":
+                self._rewards.success.consecutive = param.value
         return SetParametersResult(successful=True)
 
+    def _check_task(self, task: str) -> str:
+        """The stripped task; raises if it is too long or holds special tokens (checked fully once configured)."""
+        task = task.strip()
+        if not task:
+            return task
+        if self._rewards is not None:
+            return self._rewards.check_task(task)
+        fill_prompt("{task}", task)  # the length check; special tokens need the tokenizer (at configure)
+        return task
+
     def _on_task(self, msg: String) -> None:
+        try:
+            self._check_task(msg.data)
+        except TopRewardError as exc:
+            self.get_logger().error(f"task on ~/task refused: {exc}", throttle_duration_sec=THROTTLE_SECONDS)
+            return
         self._set_task(msg.data, "topic")
 
     def _set_task(self, task: str, source: str) -> None:
         task = task.strip()
-        with self._mutex:
-            changed = task != self._task
-            self._task = task
-        if changed:
-            self.get_logger().info(f"task from {source}: {task!r}; new episode" if task else "task cleared; waiting")
-            self._new_episode()
+        live = self._live
+        current = live.task if live is not None else self._pending_task
+        if task == current:
+            return
+        self._pending_task = task
+        if live is not None:
+            live.reset(task)
+        summary = task if len(task) <= 80 else task[:77] + "..."
+        self.get_logger().info(f"task from {source}: {summary!r}; new episode" if task else "task cleared; waiting")
 
     def _on_reset(self, request, response):
-        episode = self._new_episode()
+        live = self._live
+        if live is None:
+            response.success = False
+            response.message = "not configured: nothing to reset"
+            return response
+        episode = live.reset()
         response.success = True
         response.message = f"episode {episode} started"
         return response
-
-    def _new_episode(self) -> int:
-        with self._mutex:
-            self._episode += 1
-            self._mailbox = None
-            self._frames_in_episode = 0
-            if self._stream is not None:
-                self._stream.reset()
-            return self._episode
 
     # -- input ----------------------------------------------------------------------------
     def _on_incompatible_qos(self, topic: str, event) -> None:
@@ -261,123 +334,154 @@ class RewardNode(LifecycleNode):
                 "set qos_reliability:=best_effort")
 
     def _on_image(self, camera: int, msg) -> None:
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        try:
-            frame = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        except ImageConversionError as exc:
-            with self._mutex:
-                self._counters.bad_messages += 1
-            self.get_logger().warning(f"{self._topics[camera]}: dropped a message: {exc}",
-                                      throttle_duration_sec=5.0)
+        live = self._live
+        if live is None:
             return
-        with self._mutex:
-            self._counters.received += 1
-            if not self._task or not self._running:
-                return
-            for sampled in self._stream.add(camera, stamp, frame):
-                if sampled.new_episode:
-                    self._episode += 1
-                    self.get_logger().info(f"header stamps went backwards: episode {self._episode}")
-                if self._mailbox is not None:
-                    self._counters.dropped_frames += 1
-                self._mailbox = Sample(self._episode, self._task, sampled.time, sampled.stamp, sampled.frame)
-                self._mutex.notify_all()
+        live.note_message()
+        topic = self._topics[camera]
+        try:
+            stamp, fell_back = header_stamp(msg, self.get_clock().now().nanoseconds * 1e-9)
+            check_message(msg, self._max_pixels)
+        except ImageConversionError as exc:
+            live.note_bad_message()
+            self.get_logger().warning(f"{topic}: dropped a message: {exc}", throttle_duration_sec=THROTTLE_SECONDS)
+            return
+        if fell_back:
+            self._zero_stamps += 1
+            if not self._warned_zero_stamps:
+                self._warned_zero_stamps = True
+                self.get_logger().warning(f"{topic}: header stamps are zero (the driver does not set them); "
+                                          "using the receive time instead")
+        added = live.add(camera, stamp, msg)
+        for error in added.errors:
+            self.get_logger().warning(f"{topic}: dropped a message: {error}", throttle_duration_sec=THROTTLE_SECONDS)
+        if added.restarted:
+            self.get_logger().info("header stamps went backwards or jumped: new episode",
+                                   throttle_duration_sec=THROTTLE_SECONDS)
 
     # -- inference ------------------------------------------------------------------------
     def _work(self) -> None:
-        episode = None
-        progress = CausalProgress()
-        success = SuccessDetector(self._value("success_threshold"), self._value("success_consecutive"))
-        previous = None
-        while True:
-            with self._mutex:
-                while self._running and self._mailbox is None:
-                    self._mutex.wait()
-                if not self._running:
-                    return
-                sample, self._mailbox = self._mailbox, None
-            if sample.episode != episode:
-                episode = sample.episode
-                self._engine.reset()
-                progress.reset()
-                success.reset()
-                previous = None
+        live, rewards = self._live, self._rewards
+        while (batch := live.take()) is not None:
+            if batch.episode != rewards.episode:
+                rewards.reset(batch.episode)
             try:
-                update = self._engine.push(sample.frame, sample.time, sample.task)
-            except TopRewardError as exc:
-                self.get_logger().error(f"update failed: {exc}", throttle_duration_sec=5.0)
+                update = rewards.update(batch.frames, batch.task)
+            except Exception as exc:  # noqa: BLE001 - an update must never take the thread down
+                live.record_failure()
+                self.get_logger().error(f"update failed ({type(exc).__name__}): {exc}",
+                                        throttle_duration_sec=THROTTLE_SECONDS)
                 continue
-            score = update.score.value
-            success.threshold = self._value("success_threshold")
-            success.consecutive = self._value("success_consecutive")
-            normalised = progress.update(score)
-            succeeded = success.update(score)
-            reward = {"logprob": score, "progress": normalised,
-                      "delta": 0.0 if previous is None else score - previous}[self._value("reward_type")]
-            previous = score
-            with self._mutex:
-                if sample.episode != self._episode or not self._running:
-                    self._counters.dropped_frames += 1
-                    continue
-                self._counters.updates += 1
-                self._latencies.append(update.total_ms)
-                self._last_scores = list(update.score.true_logprobs)
-                self._last_stride = update.stride
-                self._frames_in_episode = update.num_frames
-            self._publish(sample, update, reward, normalised, succeeded)
+            if not live.is_current(update.episode):
+                continue  # the user reset the episode while it was scored
+            live.record_update(update.added)
+            with self._lock:
+                self._latencies.append(update.latency_ms)
+                self._last_update = update
+            if not self._publish(update):
+                return
 
-    def _publish(self, sample: Sample, update, reward: float, progress: float, success: bool) -> None:
-        self._outputs["reward"].publish(Float32(data=float(reward)))
-        self._outputs["progress"].publish(Float32(data=float(progress)))
-        self._outputs["success"].publish(Bool(data=bool(success)))
-        self._outputs["update"].publish(String(data=json.dumps({
-            "episode": sample.episode, "task": sample.task, "stamp": sample.stamp, "time": sample.time,
-            "reward": reward, "score": update.score.value, "progress": progress, "success": success,
-            "true_logprobs": list(update.score.true_logprobs), "false_logprobs": list(update.score.false_logprobs),
-            "frames": update.num_frames, "stride": update.stride, "latency_ms": update.total_ms})))
+    def _publish(self, update: RewardUpdate) -> bool:
+        """Publish one update; False once the context is shut down (a signal arrived)."""
+        try:
+            self._outputs["reward"].publish(Float32(data=float(update.reward)))
+            self._outputs["progress"].publish(Float32(data=float(update.progress)))
+            self._outputs["success"].publish(Bool(data=bool(update.success)))
+            self._outputs["update"].publish(String(data=json.dumps(update.as_dict())))
+        except Exception:  # noqa: BLE001 - publishers die with the context on shutdown
+            if not self.context.ok():
+                return False
+            raise
+        return True
 
     # -- diagnostics ----------------------------------------------------------------------
-    def _publish_diagnostics(self) -> None:
-        with self._mutex:
-            counters = dataclasses.replace(self._counters)
-            latencies = list(self._latencies)
-            task, episode, scores = self._task, self._episode, list(self._last_scores)
-            frames, stride = self._frames_in_episode, self._last_stride
-        status = DiagnosticStatus(name=f"{self.get_name()}: reward", hardware_id=str(self._value("model")))
+    def _health(self, counters, task: str, now: float) -> tuple[int, str]:
+        state = self._state_machine.current_state[1]
+        live = self._live
         if self._error:
-            status.level, status.message = DiagnosticStatus.ERROR, f"configure failed: {self._error}"
-        elif self._lifecycle_label != "active":
-            status.level, status.message = DiagnosticStatus.WARN, f"{self._lifecycle_label}: not scoring"
-        elif not task:
-            status.level, status.message = DiagnosticStatus.WARN, "waiting for a task (parameter task or ~/task)"
+            return DiagnosticStatus.ERROR, self._error
+        if state != "active":
+            return DiagnosticStatus.WARN, f"{state}: not scoring"
+        if counters.failing_in_a_row >= FAILURES_FOR_ERROR:
+            return DiagnosticStatus.ERROR, f"updates keep failing ({counters.failing_in_a_row} in a row)"
+        if not task:
+            return DiagnosticStatus.WARN, "waiting for a task (parameter task or ~/task)"
+        since = self._active_since or now
+        if live.last_message is None and now - since > STALL_SECONDS:
+            return DiagnosticStatus.WARN, f"no camera message on {', '.join(self._topics)}"
+        if live.last_message is not None and now - live.last_message < STALL_SECONDS:
+            last_sample = max(live.last_sample or since, since)
+            if now - last_sample > STALL_SECONDS:
+                return DiagnosticStatus.WARN, ("camera messages arrive but none become frames (bad messages, "
+                                               "unpaired cameras or stamps?)")
+        if counters.backlog_dropped:
+            return DiagnosticStatus.WARN, f"the model fell {self._value('max_frames')} frames behind: " \
+                                          f"{counters.backlog_dropped} frames dropped"
+        return DiagnosticStatus.OK, "scoring"
+
+    def _publish_diagnostics(self) -> None:
+        live = self._live
+        with self._lock:
+            latencies = list(self._latencies)
+            last = self._last_update
+        if live is not None:
+            counters, task, episode, waiting = live.snapshot()
         else:
-            status.level, status.message = DiagnosticStatus.OK, f"scoring episode {episode}"
+            counters, task, episode, waiting = None, self._pending_task, 0, 0
+        now = time.monotonic()
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name().lstrip('/')}: reward",
+                                  hardware_id=str(self._value("model")))
+        if live is None:
+            state = self._state_machine.current_state[1]
+            status.level, status.message = ((DiagnosticStatus.ERROR, self._error) if self._error
+                                            else (DiagnosticStatus.WARN, f"{state}: not scoring"))
+        else:
+            status.level, status.message = self._health(counters, task, now)
+            if status.level == DiagnosticStatus.OK:
+                status.message = f"scoring episode {episode}"
         model = self._reward_model
         values = {
-            "state": self._lifecycle_label, "model": self._value("model"),
+            "state": self._state_machine.current_state[1], "model": self._value("model"),
             "device": str(model.device) if model else "", "quantization": self._value("quantization"),
-            "task": task, "episode": episode, "frames_in_episode": frames, "frame_stride": stride,
-            "updates": counters.updates, "messages_received": counters.received,
-            "dropped_frames": counters.dropped_frames, "bad_messages": counters.bad_messages,
+            "task": task, "episode": episode,
+            "frames_in_episode": last.frames if last and last.episode == episode else 0,
+            "frame_stride": last.stride if last else 1, "frames_waiting": waiting,
+            "zero_stamps": self._zero_stamps,
             "update_latency_ms_last": f"{latencies[-1]:.1f}" if latencies else "",
             "update_latency_ms_median": f"{statistics.median(latencies):.1f}" if latencies else "",
-            "last_prompt_scores": json.dumps([round(s, 4) for s in scores]),
+            "last_update_frames_added": last.added if last else 0,
+            "last_prompt_scores": json.dumps([round(s, 4) for s in last.true_logprobs] if last else []),
         }
+        if counters is not None:
+            values.update({"messages_received": counters.received, "bad_messages": counters.bad_messages,
+                           "frames_sampled": counters.sampled, "updates": counters.updates,
+                           "merged_updates": counters.merged, "failed_updates": counters.failed_updates,
+                           "frames_discarded_by_reset": counters.discarded,
+                           "frames_dropped_backlog": counters.backlog_dropped, "stamp_restarts": counters.restarts})
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        try:
+            self._diagnostics.publish(array)
+        except Exception:  # noqa: BLE001 - the context went away under a signal
+            if self.context.ok():
+                raise
 
 
 def main(args=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="[topreward] %(levelname)s: %(message)s")
-    rclpy.init(args=args)
+    # SIGINT and SIGTERM at any moment end the node cleanly with status 0: rclpy's handlers shut the
+    # context down (the executor returns), and an interrupt inside a callback is caught below.
     try:
+        rclpy.init(args=args)
         node = RewardNode()
     except ParameterException as exc:
         print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        rclpy.try_shutdown()
+        return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -385,7 +489,10 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._stop_worker()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second signal must not interrupt the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        node.stop()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

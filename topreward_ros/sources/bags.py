@@ -4,7 +4,8 @@ Image topics are converted, paired and sampled by the same EpisodeStream the nod
 a bag gives offline the frames a live node would see when the bag is replayed. Episodes are
 split by a marker topic (every message on it starts an episode; a std_msgs/String marker
 carries the episode's task), by gaps in the header stamps, or one per bag. Stamps going
-backwards always start a new episode, as they do in the node.
+backwards, or jumping by more than the gap limit, always start a new episode, as they do in
+the node.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
-from ..stream.episode_stream import EpisodeStream
 from ..errors import TopRewardError
-from .image_messages import ImageConversionError, compressed_to_rgb, image_to_rgb
+from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, EpisodeStream, tiled
+from .image_messages import DEFAULT_MAX_PIXELS, ImageConversionError, check_message, header_stamp, message_to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,16 @@ def open_bag(path: str | Path) -> AnyReader:
         raise BagError(f"cannot read bag {path}: {exc}") from exc
 
 
-def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float, split: str = "bag",
-                  marker_topic: str | None = None, max_gap: float = 2.0, camera_slop: float = 0.05) -> BagEpisodes:
-    """Sampled frames of every episode in a bag (episodes without frames are left out)."""
+def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float = DEFAULT_SAMPLE_FPS,
+                  split: str = "bag", marker_topic: str | None = None, max_gap: float = DEFAULT_MAX_GAP,
+                  camera_slop: float = DEFAULT_CAMERA_SLOP,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> BagEpisodes:
+    """Sampled frames of every episode in a bag (episodes without frames are left out).
+
+    Read as the node reads live messages: a zero header stamp falls back to the message's log
+    time, a stamp with nanosec out of range is a bad message, a stamp going back or jumping
+    by more than ``max_gap`` seconds starts a new episode (with ``split="gap"`` that is the split).
+    """
     if split not in SPLITS:
         raise BagError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
     if split == "marker" and not marker_topic:
@@ -76,26 +84,26 @@ def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float, 
     reader = open_bag(path)
     try:
         with reader:
-            return _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, camera_slop)
+            return _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, max_pixels)
     except (AnyReaderError, ReaderError, OSError) as exc:
         raise BagError(f"cannot read bag {path}: {exc}") from exc
 
 
-def _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, camera_slop) -> BagEpisodes:
+def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, max_pixels) -> BagEpisodes:
     types = {c.topic: c.msgtype for c in reader.connections}
     for topic in image_topics:
         if topic not in types:
             raise BagError(f"topic {topic} is not in {path}; it has: {', '.join(sorted(types)) or 'no topics'}")
         if types[topic] not in (IMAGE, COMPRESSED):
             raise BagError(f"topic {topic} has type {types[topic]}; expected {IMAGE} or {COMPRESSED}")
-    if split == "marker" and marker_topic not in types:
+    if marker_topic and marker_topic not in types:
         raise BagError(f"marker topic {marker_topic} is not in {path}; it has: {', '.join(sorted(types))}")
     wanted = [c for c in reader.connections if c.topic in image_topics or c.topic == marker_topic]
     camera_of = {topic: i for i, topic in enumerate(image_topics)}
-    stream = EpisodeStream(len(image_topics), sample_fps, camera_slop, max_gap if split == "gap" else None)
+    stream = EpisodeStream(len(image_topics), tiled(message_to_rgb), sample_fps, camera_slop, max_gap)
     episodes = [Episode(0)]
-    bad = images = 0
-    for connection, _, rawdata in reader.messages(connections=wanted):
+    bad = images = fallback_stamps = 0
+    for connection, log_time, rawdata in reader.messages(connections=wanted):
         msg = reader.deserialize(rawdata, connection.msgtype)
         if connection.topic == marker_topic:
             stream.reset()
@@ -103,14 +111,19 @@ def _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, 
             continue
         images += 1
         try:
-            frame = compressed_to_rgb(msg) if connection.msgtype == COMPRESSED else image_to_rgb(msg)
+            stamp, fell_back = header_stamp(msg, log_time * 1e-9)
+            check_message(msg, max_pixels)
         except ImageConversionError as exc:
             bad += 1
             log.warning("%s: skipped a message: %s", connection.topic, exc)
             continue
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        for sampled in stream.add(camera_of[connection.topic], stamp, frame):
-            if sampled.new_episode:  # stamps went back (or jumped, when splitting by gap)
+        fallback_stamps += fell_back
+        added = stream.add(camera_of[connection.topic], stamp, msg)
+        for error in added.errors:
+            bad += 1
+            log.warning("%s: skipped a message: %s", connection.topic, error)
+        for sampled in added.sampled:
+            if sampled.new_episode:  # stamps went back or jumped
                 episodes.append(Episode(len(episodes)))
             episode = episodes[-1]
             episode.frames.append(sampled.frame)
@@ -118,6 +131,8 @@ def _read(reader, path, image_topics, sample_fps, split, marker_topic, max_gap, 
             episode.stamps.append(sampled.stamp)
     if images == 0:
         raise BagError(f"{path}: no messages on {', '.join(image_topics)}")
+    if fallback_stamps:
+        log.warning("%s: %d messages have zero header stamps; their log times were used", path, fallback_stamps)
     kept = [e for e in episodes if e.frames]
     if not kept:
         raise BagError(f"{path}: no image could be converted ({bad} bad messages)")

@@ -1,22 +1,27 @@
 """Several cameras as one frame: pair by nearest header stamp within a slop, tile side by side.
 
-Camera 0 leads: each of its frames waits until every other camera has a frame within
-``slop`` seconds of it (the nearest one is taken) or can no longer get one (a newer frame
-arrived past the slop), in which case it is dropped. Works the same live and on bags.
+Camera 0 leads: each of its messages waits until every other camera has one within
+``slop`` seconds of it (the nearest one is taken) or can no longer get one (a newer one
+arrived past the slop), in which case it is dropped. The synchronizer pairs opaque items
+(messages or frames), so pixels are decoded only for the pairs that are sampled; ``tile``
+then puts the decoded frames side by side. Works the same live and on bags.
 """
 
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import cv2
 import numpy as np
 
-BUFFER = 30  # frames kept per camera while waiting for partners
+BUFFER = 30  # items kept per camera while waiting for partners
 
 
 def tile(frames: list[np.ndarray]) -> np.ndarray:
     """Frames side by side, each scaled to the height of the first."""
+    if len(frames) == 1:
+        return frames[0]
     height = frames[0].shape[0]
     scaled = [f if f.shape[0] == height else
               cv2.resize(f, (max(1, round(f.shape[1] * height / f.shape[0])), height), interpolation=cv2.INTER_AREA)
@@ -28,7 +33,7 @@ class CameraSynchronizer:
     def __init__(self, num_cameras: int, slop: float):
         if num_cameras < 1:
             raise ValueError("need at least one camera")
-        if slop < 0:
+        if not slop >= 0:
             raise ValueError(f"slop must not be negative, got {slop}")
         self.num_cameras = num_cameras
         self.slop = slop
@@ -37,29 +42,29 @@ class CameraSynchronizer:
     def reset(self) -> None:
         self.buffers = [collections.deque(maxlen=BUFFER) for _ in range(self.num_cameras)]
 
-    def add(self, camera: int, stamp: float, frame: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        """Add one camera frame; returns the (stamp, tiled frame) pairs completed by it, oldest first."""
+    def add(self, camera: int, stamp: float, item: Any) -> list[tuple[float, list[Any]]]:
+        """Add one camera's item; returns the (lead stamp, one item per camera) groups it completes, oldest first."""
         if self.num_cameras == 1:
-            return [(stamp, frame)]
-        self.buffers[camera].append((stamp, frame))
+            return [(stamp, [item])]
+        self.buffers[camera].append((stamp, item))
         done = []
         leads = self.buffers[0]
         while leads:
-            stamp0, frame0 = leads[0]
-            matches, waiting = [frame0], False
+            stamp0, item0 = leads[0]
+            matches, waiting = [item0], False
             for other in self.buffers[1:]:
-                near = [(abs(s - stamp0), f) for s, f in other if abs(s - stamp0) <= self.slop]
+                near = [(abs(s - stamp0), i) for s, i in other if abs(s - stamp0) <= self.slop]
                 newest = other[-1][0] if other else -np.inf
                 if newest < stamp0 + self.slop:
-                    waiting = True  # a nearer frame may still come
+                    waiting = True  # a nearer one may still come
                     break
                 if not near:
                     matches = None
                     break
-                matches.append(min(near, key=lambda item: item[0])[1])
+                matches.append(min(near, key=lambda pair: pair[0])[1])
             if waiting:
                 break
             leads.popleft()
             if matches is not None:
-                done.append((stamp0, tile(matches)))
+                done.append((stamp0, matches))
         return done

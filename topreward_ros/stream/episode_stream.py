@@ -1,19 +1,28 @@
 """Camera messages -> the frames of an episode, the same way live (node) and offline (bags).
 
-Pairs several cameras by stamp, samples at a fixed rate by header stamp, and starts a new
-episode when stamps go backwards (a bag looped, a new recording) or, optionally, jump
-forward by more than ``max_gap`` seconds.
+Pairs several cameras by stamp, samples at a fixed rate by header stamp, and only then
+decodes the sampled messages (``convert``), so a 30 Hz camera costs decoding only for the
+frames that are scored. A new episode starts when stamps go backwards (a bag looped, a new
+recording) or jump forward by more than ``max_gap`` seconds (a stalled camera, a new
+recording): the model is never shown a time the episode did not last.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .camera_sync import CameraSynchronizer
+from ..errors import TopRewardError
+from .camera_sync import CameraSynchronizer, tile
 from .sampler import FrameSampler
+
+DEFAULT_SAMPLE_FPS = 2.0    # frames per second taken into an episode (the published 2 fps schedule)
+DEFAULT_CAMERA_SLOP = 0.05  # seconds between the stamps of paired cameras
+DEFAULT_MAX_GAP = 10.0      # seconds of silence in the stamps that start a new episode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,28 +33,61 @@ class SampledFrame:
     new_episode: bool    # the stream restarted at this frame (stamps went back or jumped)
 
 
+@dataclasses.dataclass
+class Added:
+    """What one message did: frames sampled from it and messages whose conversion failed."""
+
+    sampled: list[SampledFrame] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    restarted: bool = False
+
+
 class EpisodeStream:
-    def __init__(self, num_cameras: int, sample_fps: float, slop: float = 0.05, max_gap: float | None = None):
+    """``convert(items) -> frame`` turns one message per camera into one RGB frame; it is called
+    only for sampled groups and may raise TopRewardError (the slot then stays open)."""
+
+    def __init__(self, num_cameras: int, convert: Callable[[list[Any]], np.ndarray],
+                 sample_fps: float = DEFAULT_SAMPLE_FPS, slop: float = DEFAULT_CAMERA_SLOP,
+                 max_gap: float | None = DEFAULT_MAX_GAP):
+        if max_gap is not None and not max_gap > 0:
+            raise ValueError(f"max_gap must be positive, got {max_gap}")
         self.sync = CameraSynchronizer(num_cameras, slop)
         self.sampler = FrameSampler(sample_fps)
+        self.convert = convert
         self.max_gap = max_gap
-        self._last_stamp = -math.inf
+        self.reset()
 
     def reset(self) -> None:
         """Start a new episode with the next frame."""
         self.sync.reset()
         self.sampler.reset()
         self._last_stamp = -math.inf
+        self._restart_pending = False
 
-    def add(self, camera: int, stamp: float, frame: np.ndarray) -> list[SampledFrame]:
-        sampled = []
-        for synced_stamp, synced in self.sync.add(camera, stamp, frame):
-            jumped = self.max_gap is not None and synced_stamp - self._last_stamp > self.max_gap
-            restart = synced_stamp < self._last_stamp or (jumped and self._last_stamp > -math.inf)
-            if restart:
+    def add(self, camera: int, stamp: float, item: Any) -> Added:
+        added = Added()
+        for synced_stamp, items in self.sync.add(camera, stamp, item):
+            started = self._last_stamp > -math.inf
+            went_back = synced_stamp < self._last_stamp
+            jumped = started and self.max_gap is not None and synced_stamp - self._last_stamp > self.max_gap
+            if went_back or jumped:
                 self.sampler.reset()
+                self._restart_pending = added.restarted = True
             self._last_stamp = synced_stamp
+            if not self.sampler.wants(synced_stamp):
+                self.sampler.offer(synced_stamp)
+                continue
+            try:
+                frame = self.convert(items)
+            except TopRewardError as exc:
+                added.errors.append(str(exc))
+                continue
             t = self.sampler.offer(synced_stamp)
-            if t is not None:
-                sampled.append(SampledFrame(t, synced_stamp, synced, restart))
-        return sampled
+            added.sampled.append(SampledFrame(t, synced_stamp, frame, self._restart_pending))
+            self._restart_pending = False
+        return added
+
+
+def tiled(convert_one: Callable[[Any], np.ndarray]) -> Callable[[list[Any]], np.ndarray]:
+    """A group converter from a one-message converter: each camera's frame, side by side."""
+    return lambda items: tile([convert_one(item) for item in items])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+DEFAULT_SUCCESS_THRESHOLD = round(math.log(0.5), 3)  # P(True) = 0.5; calibrate per setup (topreward-calibrate)
+DEFAULT_SUCCESS_CONSECUTIVE = 3
+
 
 class CausalProgress:
     """Online min-max normalisation: (r - min so far) / (max so far - min so far), 0 while the span is 0.
@@ -30,7 +33,7 @@ class SuccessDetector:
     """Success once the raw score is at or above ``threshold`` for ``consecutive`` updates in a row;
     latched until ``reset()`` (a new episode)."""
 
-    def __init__(self, threshold: float, consecutive: int = 1):
+    def __init__(self, threshold: float = DEFAULT_SUCCESS_THRESHOLD, consecutive: int = DEFAULT_SUCCESS_CONSECUTIVE):
         if consecutive < 1:
             raise ValueError(f"consecutive must be at least 1, got {consecutive}")
         self.threshold = threshold

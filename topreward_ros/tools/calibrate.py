@@ -27,7 +27,7 @@ from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
 from ..method.model import load_reward_model
 from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
-from .eval_bag import add_bag_arguments
+from .eval_bag import add_bag_arguments, stamp_gap
 
 PROG = "topreward-calibrate"
 
@@ -57,7 +57,7 @@ def final_scores(args, reward_model, config, default_task: str | None, entries: 
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
         wanted = {int(e["episode"]): e.get("task") for e in entries if e["bag"] == bag_path}
         bag = read_episodes(bag_path, args.image_topics, args.sample_fps, split=args.split,
-                            marker_topic=args.marker_topic, max_gap=args.gap, camera_slop=args.camera_slop)
+                            marker_topic=args.marker_topic, max_gap=stamp_gap(args), camera_slop=args.camera_slop)
         missing = sorted(set(wanted) - {e.index for e in bag.episodes})
         if missing:
             raise TopRewardError(f"{bag_path} has {len(bag.episodes)} episodes; episode {missing[0]} is not one")

@@ -18,6 +18,7 @@ import yaml
 from ..evaluation.bag_eval import episode_tasks, evaluate_episodes, summarize
 from ..sources.bags import SPLITS, read_episodes
 from ..errors import TopRewardError
+from ..stream.episode_stream import DEFAULT_MAX_GAP
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import json_safe, write_report
@@ -34,6 +35,9 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
                        help="episodes: one per bag (default), one per marker message, or split at stamp gaps")
     group.add_argument("--marker-topic", default="/episode", help="marker topic for --split marker")
     group.add_argument("--gap", type=float, default=2.0, help="seconds of silence that split episodes (--split gap)")
+    group.add_argument("--max-stamp-gap", type=float, default=DEFAULT_MAX_GAP,
+                       help="with --split bag or marker: a stamp jump that starts a new episode, as the node's "
+                            "max_stamp_gap (default %(default)s s)")
     group.add_argument("--sample-fps", type=float, default=2.0, help="frames per second scored (the node's)")
     group.add_argument("--camera-slop", type=float, default=0.05, help="stamp tolerance pairing cameras (s)")
     group.add_argument("--max-frames", type=int, default=64, help="frames kept per episode (the node's)")
@@ -54,11 +58,16 @@ def listed_tasks(path: str | None) -> tuple[str | None, dict[int, str]]:
     return data.get("task"), {int(k): str(v) for k, v in episodes.items()}
 
 
+def stamp_gap(args) -> float:
+    """The stamp gap that starts an episode: the split itself with --split gap, else the node's rule."""
+    return args.gap if args.split == "gap" else args.max_stamp_gap
+
+
 def load_bag_episodes(args):
     if args.sample_fps <= 0:
         raise TopRewardError(f"--sample-fps must be positive, got {args.sample_fps}")
     bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
-                        max_gap=args.gap, camera_slop=args.camera_slop)
+                        max_gap=stamp_gap(args), camera_slop=args.camera_slop)
     default_task, listed = listed_tasks(args.episodes_yaml)
     tasks = episode_tasks(bag.episodes, args.task or default_task, listed)
     return bag, tasks

@@ -1,0 +1,117 @@
+"""Sampled frames -> reward updates: what the node publishes, reused offline.
+
+The streaming engine scores the episode so far; beside the raw score an update carries
+the causal progress, the latched success flag and the reward of the chosen ``reward_type``.
+Several frames may go into one update (a slow model merges updates rather than losing
+frames): they are all added to the episode and scored once. The bag tools feed one frame
+per update, so offline reports hold the series the node publishes for the same frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from ..errors import TopRewardError
+from ..method.engine import StreamingEngine
+from .episode_stream import SampledFrame
+from .online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, CausalProgress, SuccessDetector
+
+REWARD_TYPES = ("logprob", "progress", "delta")
+
+
+class RewardStreamError(TopRewardError, ValueError):
+    """A reward setting that cannot be used."""
+
+
+def check_reward_type(reward_type: str) -> str:
+    if reward_type not in REWARD_TYPES:
+        raise RewardStreamError(f"reward_type must be one of {', '.join(REWARD_TYPES)}, got {reward_type!r}")
+    return reward_type
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardUpdate:
+    """One published update: the episode so far, scored once after ``added`` new frames."""
+
+    episode: int
+    task: str
+    stamp: float                  # header stamp of the newest frame (s)
+    time: float                   # time of the newest frame since the episode's first (s)
+    reward: float                 # as reward_type says
+    score: float                  # raw score (ensemble log P(True), or the contrast)
+    progress: float               # causal min-max of the scores published so far
+    success: bool
+    true_logprobs: tuple[float, ...]
+    false_logprobs: tuple[float, ...]
+    frames: int                   # frames in the scored episode (after long-episode subsampling)
+    stride: int
+    added: int                    # sampled frames this update covers (1 unless updates were merged)
+    latency_ms: float             # model time of this update
+
+    @property
+    def merged(self) -> int:
+        """Updates merged into this one (frames added beyond the first)."""
+        return self.added - 1
+
+    def as_dict(self) -> dict:
+        row = dataclasses.asdict(self)
+        row.update(true_logprobs=list(self.true_logprobs), false_logprobs=list(self.false_logprobs),
+                   merged=self.merged)
+        return row
+
+
+class RewardStream:
+    """One episode at a time (``reset()`` starts the next). Not thread-safe: one consumer."""
+
+    def __init__(self, engine: StreamingEngine, reward_type: str = REWARD_TYPES[0],
+                 success_threshold: float = DEFAULT_SUCCESS_THRESHOLD,
+                 success_consecutive: int = DEFAULT_SUCCESS_CONSECUTIVE):
+        self.engine = engine
+        self.reward_type = check_reward_type(reward_type)
+        self.progress = CausalProgress()
+        self.success = SuccessDetector(success_threshold, success_consecutive)
+        self.episode: int | None = None
+        self._previous: float | None = None
+        self._unreported = 0  # frames of failed updates: in the episode, covered by the next update
+
+    def reset(self, episode: int | None = None) -> None:
+        self.engine.reset()
+        self.progress.reset()
+        self.success.reset()
+        self.episode = episode
+        self._previous = None
+        self._unreported = 0
+
+    def check_task(self, task: str) -> str:
+        """The task, stripped, if every prompt renders with it (length, no special tokens); else an error."""
+        return self.engine.check_task(task)
+
+    def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate:
+        """Add ``frames`` (in time order) to the episode and score it once."""
+        if not frames:
+            raise RewardStreamError("an update needs at least one frame")
+        start = time.perf_counter()
+        try:
+            for sampled in frames:
+                self.engine.add_frame(sampled.frame, sampled.time)
+            result = self.engine.score(task)
+        except Exception:
+            self.engine.invalidate()  # the frames stay; the caches are rebuilt by the next update
+            self._unreported += len(frames)
+            raise
+        added, self._unreported = len(frames) + self._unreported, 0
+        score = result.score.value
+        progress = self.progress.update(score)
+        success = self.success.update(score)
+        reward = {"logprob": score, "progress": progress,
+                  "delta": 0.0 if self._previous is None else score - self._previous}[self.reward_type]
+        self._previous = score
+        newest = frames[-1]
+        return RewardUpdate(
+            episode=-1 if self.episode is None else self.episode, task=task, stamp=newest.stamp, time=newest.time,
+            reward=reward, score=score, progress=progress, success=success,
+            true_logprobs=result.score.true_logprobs, false_logprobs=result.score.false_logprobs,
+            frames=result.num_frames, stride=result.stride, added=added,
+            latency_ms=(time.perf_counter() - start) * 1e3)
