@@ -4,7 +4,8 @@
         [--transport raw|compressed] [--encoding rgb8] [--bad MODE ...] [--size 640x480]
 
 --bad inserts one broken message of each MODE (wrong_encoding, truncated, empty, wrong_step,
-corrupt_jpeg) every second among the good frames. Header stamps are the publisher's clock.
+corrupt_jpeg, bad_stamp) every second among the good frames. Header stamps are the publisher's
+clock, or zero with --zero-stamps (a driver that never sets them).
 """
 
 import argparse
@@ -44,6 +45,14 @@ def bad_message(mode: str, frame: np.ndarray):
     return msg
 
 
+def set_stamp(msg, node, mode: str | None = None, zero: bool = False) -> None:
+    if zero:
+        return  # a default header's stamp is 0.0
+    msg.header.stamp = node.get_clock().now().to_msg()
+    if mode == "bad_stamp":
+        msg.header.stamp.nanosec = 1_500_000_000  # not a time
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--topic", default="/camera/image_raw")
@@ -54,6 +63,7 @@ def main() -> None:
     parser.add_argument("--transport", default="raw")
     parser.add_argument("--reliable", action="store_true")
     parser.add_argument("--bad", nargs="*", default=[])
+    parser.add_argument("--zero-stamps", action="store_true")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -75,13 +85,13 @@ def main() -> None:
             msg = CompressedImage(format="jpeg", data=array.array("B", data.tobytes()))
         else:
             msg = image_message(frame, args.encoding)
-        msg.header.stamp = node.get_clock().now().to_msg()
+        set_stamp(msg, node, zero=args.zero_stamps)
         msg.header.frame_id = "camera"
         publisher.publish(msg)
         if count % round(args.rate) == 0:
             for mode, bad_publisher in bad_topic.items():
                 broken = bad_message(mode, frame)
-                broken.header.stamp = node.get_clock().now().to_msg()
+                set_stamp(broken, node, mode)
                 bad_publisher.publish(broken)
         count += 1
         time.sleep(max(0.0, start + count / args.rate - time.monotonic()))

@@ -33,7 +33,7 @@ def test_node_action_matches_setup_and_config():
     node = nodes[0].kwargs
     setup = (ROOT / "setup.py").read_text()
     assert node["package"] == "topreward_ros"
-    assert re.search(rf'"{node["executable"]} = topreward_ros\.ros\.reward_node:main"', setup)
+    assert re.search(rf'"{node["executable"]} = topreward_ros\.ros\.node_main:main"', setup)
     params_file, overrides = node["parameters"]
     assert Path(params_file) == CONFIG  # the share directory's config/reward.yaml (stand-in: the repo)
     assert '"config/*.yaml"' in setup

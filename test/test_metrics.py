@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from topreward_ros.stream.camera_sync import CameraSynchronizer
+from topreward_ros.stream.camera_sync import CameraSynchronizer, tile
 from topreward_ros.stream.online import CausalProgress, SuccessDetector
 from topreward_ros.evaluation.metrics import (format_voc, min_max_progress, prefix_lengths,
                                   voc)
@@ -81,7 +81,7 @@ def test_camera_sync_pairs_nearest_stamps_and_tiles():
     assert sync.add(1, 0.990, right) == []         # within slop, but a nearer one may come
     done = sync.add(1, 1.030, right)               # past the slop: decide (nearest was 0.990)
     assert [stamp for stamp, _ in done] == [1.000]
-    tiled = done[0][1]
+    tiled = tile(done[0][1])
     assert tiled.shape == (4, 10, 3)               # right scaled to height 4 (width 4), side by side
     assert (tiled[:, :6] == 0).all() and (tiled[:, 6:] == 255).all()
     assert sync.add(0, 1.2, left) == []
