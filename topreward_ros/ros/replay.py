@@ -14,6 +14,7 @@ import argparse
 import csv
 import importlib
 import json
+import math
 import sys
 import threading
 import time
@@ -204,7 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait after discovery (default 1)")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.loop < 1:
+    if not (math.isfinite(args.rate) and args.rate > 0) or args.loop < 1:
         parser.error("--rate must be positive and --loop at least 1")
     try:
         return play(args)

@@ -47,8 +47,24 @@ def read_labels(path: Path) -> tuple[str | None, list[dict]]:
             raise TopRewardError(f"{path}: entry {i} needs bag, episode and success")
         if not isinstance(entry["success"], bool):
             raise TopRewardError(f"{path}: entry {i}: success must be true or false")
+        if isinstance(entry["episode"], bool) or not isinstance(entry["episode"], int) or entry["episode"] < 0:
+            raise TopRewardError(f"{path}: entry {i}: episode must be an episode number, got {entry['episode']!r}")
+        if "task" in entry and not (isinstance(entry["task"], str) and entry["task"].strip()):
+            raise TopRewardError(f"{path}: entry {i}: task must be a non-empty string, got {entry['task']!r}")
         entry["bag"] = str((path.parent / str(entry["bag"])).resolve())
-    return data.get("task"), entries
+    labels: dict[tuple[str, int], bool] = {}
+    for i, entry in enumerate(entries):
+        key = (entry["bag"], entry["episode"])
+        if labels.setdefault(key, entry["success"]) != entry["success"]:
+            raise TopRewardError(f"{path}: entry {i}: episode {entry['episode']} of {entry['bag']} is labelled both "
+                                 "success and failure")
+    if len(set(labels.values())) < 2:
+        raise TopRewardError(f"{path}: need at least one success and one failure episode, got only "
+                             f"{'successes' if True in labels.values() else 'failures'}")
+    default = data.get("task")
+    if default is not None and not isinstance(default, str):
+        raise TopRewardError(f"{path}: 'task' must be a string, got {default!r}")
+    return default, entries
 
 
 def final_scores(args, reward_model, config, default_task: str | None, entries: list[dict]) -> list[float]:
@@ -65,6 +81,8 @@ def final_scores(args, reward_model, config, default_task: str | None, entries: 
         tasks = episode_tasks(bag.episodes, args.task or default_task,
                               {i: t for i, t in wanted.items() if t})
         for result in evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=False):
+            if result.failed:
+                raise TopRewardError(f"{bag_path}: episode {result.index} failed: {result.error}")
             scores[(bag_path, result.index)] = result.report.curve.values[-1]
     return [scores[(e["bag"], int(e["episode"]))] for e in entries]
 

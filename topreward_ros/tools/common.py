@@ -4,15 +4,59 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+from pathlib import Path
 
 from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
 from ..errors import TopRewardError
 from ..method.frames import DEFAULT_RESOLUTION, parse_resolution
-from ..method.model import DTYPES, QUANTIZATIONS, ModelConfig
+from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS, ModelConfig
 from ..method.scoring import ScoringConfig
 
-DEFAULT_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
+MAX_PREFIXES = 10_000
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _number(text, float)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _number(text, float)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def int_between(low: int, high: int, even: bool = False):
+    """argparse type: an integer in [low, high] (and even, if asked)."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if not low <= value <= high or (even and value % 2):
+            kind = "an even integer" if even else "an integer"
+            raise argparse.ArgumentTypeError(f"must be {kind} from {low} to {high}, got {text}")
+        return value
+    return parse
+
+
+def _number(text: str, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+
+
+def output_folder(path: str) -> Path:
+    """A report folder: it may exist as a folder, never as a file."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise TopRewardError(f"--output {folder} exists and is not a folder")
+    return folder
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +70,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scoring")
     group.add_argument("--prompts-file", help="YAML with a 'prompts:' list (default: the 10 packaged variants)")
-    group.add_argument("--ensemble", type=int, default=1, metavar="N", help="mean over the first N prompts (default 1)")
+    group.add_argument("--ensemble", type=int_between(1, 64), default=1, metavar="N", help="mean over the first N prompts (default 1)")
     group.add_argument("--contrastive", action="store_true", help="reward = log P(True) - log P(False)")
     group.add_argument("--bare", action="store_true", help="render without role markers")
     group.add_argument("--resolution", default="x".join(map(str, DEFAULT_RESOLUTION)),
@@ -35,7 +79,7 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("curve")
-    group.add_argument("--prefixes", type=int, default=DEFAULT_PREFIXES, metavar="K",
+    group.add_argument("--prefixes", type=int_between(2, MAX_PREFIXES), default=DEFAULT_PREFIXES, metavar="K",
                        help="number of prefixes on the curve (default %(default)s)")
     group.add_argument("--method", choices=METHODS, default="stream",
                        help="stream: cached engine (default); reference: full recompute per prefix")

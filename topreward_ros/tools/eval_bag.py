@@ -18,11 +18,13 @@ import yaml
 from ..evaluation.bag_eval import episode_tasks, evaluate_episodes, summarize
 from ..sources.bags import SPLITS, read_episodes
 from ..errors import TopRewardError
-from ..stream.episode_stream import DEFAULT_MAX_GAP
+from ..method.engine import DEFAULT_MAX_FRAMES
+from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import json_safe, write_report
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
+from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, non_negative_float,
+                     output_folder, positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-bag"
 
@@ -34,13 +36,16 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split", choices=SPLITS, default="bag",
                        help="episodes: one per bag (default), one per marker message, or split at stamp gaps")
     group.add_argument("--marker-topic", default="/episode", help="marker topic for --split marker")
-    group.add_argument("--gap", type=float, default=2.0, help="seconds of silence that split episodes (--split gap)")
-    group.add_argument("--max-stamp-gap", type=float, default=DEFAULT_MAX_GAP,
+    group.add_argument("--gap", type=positive_float, default=2.0, help="seconds of silence that split episodes (--split gap)")
+    group.add_argument("--max-stamp-gap", type=positive_float, default=DEFAULT_MAX_GAP,
                        help="with --split bag or marker: a stamp jump that starts a new episode, as the node's "
                             "max_stamp_gap (default %(default)s s)")
-    group.add_argument("--sample-fps", type=float, default=2.0, help="frames per second scored (the node's)")
-    group.add_argument("--camera-slop", type=float, default=0.05, help="stamp tolerance pairing cameras (s)")
-    group.add_argument("--max-frames", type=int, default=64, help="frames kept per episode (the node's)")
+    group.add_argument("--sample-fps", type=positive_float, default=DEFAULT_SAMPLE_FPS,
+                       help="frames per second scored (the node's; default %(default)s)")
+    group.add_argument("--camera-slop", type=non_negative_float, default=DEFAULT_CAMERA_SLOP,
+                       help="stamp tolerance pairing cameras (s; default %(default)s)")
+    group.add_argument("--max-frames", type=int_between(4, 1024, even=True), default=DEFAULT_MAX_FRAMES,
+                       help="frames kept per episode (the node's; an even number, default %(default)s)")
     group.add_argument("--task", help="task of every episode without one from a marker or --episodes-yaml")
     group.add_argument("--episodes-yaml", help="YAML: 'episodes: {INDEX: task, ...}' (and an optional 'task:')")
 
@@ -51,11 +56,21 @@ def listed_tasks(path: str | None) -> tuple[str | None, dict[int, str]]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise TopRewardError(f"cannot read --episodes-yaml {path}: {exc}") from exc
+        raise TopRewardError(f"cannot read --episodes-yaml {path}: {' '.join(str(exc).split())}") from exc
+    except UnicodeDecodeError as exc:
+        raise TopRewardError(f"cannot read --episodes-yaml {path}: not UTF-8 text") from exc
     episodes = data.get("episodes", {}) if isinstance(data, dict) else None
     if not isinstance(episodes, dict):
         raise TopRewardError(f"{path}: expected 'episodes:' as a mapping from episode index to task")
-    return data.get("task"), {int(k): str(v) for k, v in episodes.items()}
+    for key, task in episodes.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0:
+            raise TopRewardError(f"{path}: episode {key!r} is not an episode number (0, 1, ...)")
+        if not isinstance(task, str) or not task.strip():
+            raise TopRewardError(f"{path}: episode {key}: the task must be a non-empty string, got {task!r}")
+    default = data.get("task")
+    if default is not None and not isinstance(default, str):
+        raise TopRewardError(f"{path}: 'task' must be a string, got {default!r}")
+    return default, dict(episodes)
 
 
 def stamp_gap(args) -> float:
@@ -64,8 +79,6 @@ def stamp_gap(args) -> float:
 
 
 def load_bag_episodes(args):
-    if args.sample_fps <= 0:
-        raise TopRewardError(f"--sample-fps must be positive, got {args.sample_fps}")
     bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
                         max_gap=stamp_gap(args), camera_slop=args.camera_slop)
     default_task, listed = listed_tasks(args.episodes_yaml)
@@ -98,14 +111,17 @@ def body(argv) -> int:
     add_scoring_arguments(parser)
     args = parser.parse_args(argv)
     config = scoring_config(args)
+    output = output_folder(args.output or f"out/eval-bag-{Path(args.bag).name}")
     bag, tasks = load_bag_episodes(args)
     reward_model = load_reward_model(model_config(args))
     results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
                 "split": args.split, "sample_fps": args.sample_fps, "max_frames": args.max_frames,
                 "bad_messages": bag.bad_messages}
-    output = Path(args.output or f"out/eval-bag-{Path(args.bag).name}")
     for result in results:
+        if result.failed:
+            print(f"{PROG}: episode {result.index} failed: {result.error}", file=sys.stderr)
+            continue
         write_report(result.report, {**settings, "episode": result.index, "task": result.task}, output,
                      name=f"episode_{result.index:03d}")
     summary = {**summarize(results), "settings": settings}
@@ -117,7 +133,7 @@ def body(argv) -> int:
         print(f"{Path(args.bag).name}: {len(results)} episodes, VOC mean {format_voc(summary['voc_mean'])}, "
               f"static VOC mean {format_voc(summary['static_voc_mean'])}, "
               f"{summary['updates_per_second']:.1f} updates/s; report in {output}")
-    return 0
+    return 1 if any(r.failed for r in results) else 0
 
 
 def main(argv=None) -> int:

@@ -17,8 +17,9 @@ from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import summary_dict, write_report
 from ..sources.video import read_episode
-from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, run,
-                     scoring_config, settings_of)
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
+from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, output_folder,
+                     positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-video"
 
@@ -27,7 +28,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--fps", type=float, default=2.0, help="frames per second sampled from the video; for an "
+    parser.add_argument("--fps", type=positive_float, default=DEFAULT_SAMPLE_FPS, help="frames per second sampled from the video; for an "
                         "image folder, the rate of its images (default %(default)s)")
     parser.add_argument("--output", default=None, help="report folder (default out/eval-<video name>)")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
@@ -41,16 +42,14 @@ def body(argv) -> int:
     args = parse_args(argv)
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
-    if args.fps <= 0:
-        raise TopRewardError(f"--fps must be positive, got {args.fps}")
     config = scoring_config(args)
+    output = output_folder(args.output or f"out/eval-{Path(args.video).stem}")
     frames, times = read_episode(args.video, args.fps)
     reward_model = load_reward_model(model_config(args))
     report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
                             show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "video": str(args.video), "task": args.task, "fps": args.fps,
                 "frames": len(frames), "prefixes": args.prefixes, "method": args.method}
-    output = Path(args.output or f"out/eval-{Path(args.video).stem}")
     paths = write_report(report, settings, output)
     if args.json_summary:
         print(json.dumps(summary_dict(report, settings)))
