@@ -155,7 +155,11 @@ def test_replay_loops_faster_and_the_node_restarts_on_the_loop(tmp_path, tiny_mo
     episodes, output = replay_through_node(tmp_path, tiny_model_dir, bag, "--loop", "2", "--rate", "2",
                                            task="put the red block in the bowl")
     first, second = episodes  # stamps go back when the loop starts again: a new episode
-    assert [r["stamp"] for r in first] == [r["stamp"] for r in second]
-    assert [float(r["score"]) for r in first] == pytest.approx([float(r["score"]) for r in second], abs=1e-5)
-    assert len(first) == 4
+    assert sum(int(r["added"]) for r in first) == sum(int(r["added"]) for r in second) == 4  # none lost
+    scores = {int(r["frames"]): float(r["score"]) for r in first}  # a busy machine may merge updates
+    for row in second:
+        if int(row["frames"]) in scores:
+            assert float(row["score"]) == pytest.approx(scores[int(row["frames"])], abs=1e-5)
+    assert int(first[-1]["frames"]) == int(second[-1]["frames"]) == 4
+    assert first[-1]["stamp"] == second[-1]["stamp"]
     assert "2 time(s) at 2x" in output
