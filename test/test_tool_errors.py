@@ -1,12 +1,33 @@
 """Every bad option of the offline tools is one `error:` line and exit status 2, before the model
 loads (the model given is a directory that does not exist, so reaching it would say so), with no
-traceback and nothing written."""
+traceback and nothing written. Reports are built aside and replace only a previous report of the
+same tool; bad bag messages are described a few times per topic, then counted; the replay fails
+when the node's updates cover fewer frames than it played."""
 
+import argparse
+import json
+import logging
+import re
+import threading
+
+import numpy as np
 import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from topreward_ros.evaluation.report import OutputError, check_report_folder, staged_report
+from topreward_ros.sources.bags import WARNINGS_PER_TOPIC, read_episodes
+from topreward_ros.synthetic.scene import render_scene
 
 from test_eval_video import run_tool
 
 NO_MODEL = "/nonexistent/model"
+TASK = "put the block in the bowl"
+
+
+def snapshot(folder):
+    """Every path under ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes()) for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +41,11 @@ def inputs(tmp_path_factory):
     (root / "keys.yaml").write_text("episodes: {first: open the drawer}")
     (root / "null.yaml").write_text("episodes: {0: null}")
     (root / "a_file").write_text("not a folder")
+    (root / "episodes_latin1.yaml").write_bytes("episodes: {0: 'ouvrir le tiroir \xe0 gauche'}".encode("latin-1"))
+    (root / "foreign").mkdir()
+    (root / "foreign" / "notes.txt").write_text("mine")
+    (root / "foreign" / "curve.json").write_text("{}")
+    (root / "recorded").mkdir()
     return root
 
 
@@ -41,33 +67,70 @@ def assert_one_error_line(result, expected: str):
     (["--prompts-file", "{root}/malformed.yaml"], "not valid YAML"),
     (["--prompts-file", "{root}/latin1.yaml"], "cannot read prompt file"),
     (["--output", "{root}/a_file"], "exists and is not a folder"),
+    (["--output", "{root}/a_file/report"], "a_file exists and is not a folder"),
+    (["--output", "{root}/foreign"], "holds files that are not from a previous topreward-eval-video report (notes.txt)"),
+    (["--resolution", "500x384"], "multiples of 32"),
+    (["--ensemble", "0"], "must be an integer from 1 to 64"),
+    (["--ensemble", "11"], "ensemble size must be between 1 and 10"),
 ])
 def test_eval_video_bad_options(inputs, options, expected):
     options = [o.format(root=inputs) for o in options]
-    result = run_tool("topreward-eval-video", str(inputs / "clip.mp4"), "--task", "put the block in the bowl",
+    before = snapshot(inputs)
+    result = run_tool("topreward-eval-video", str(inputs / "clip.mp4"), "--task", TASK,
                       "--model", NO_MODEL, "--output", str(inputs / "never"), *options)
     assert_one_error_line(result, expected)
-    assert not (inputs / "never").exists()
+    assert snapshot(inputs) == before  # "never" not created, the existing folders unchanged
 
 
 @pytest.mark.parametrize("options,expected", [
     (["--sample-fps", "nan"], "must be a positive finite number"),
+    (["--sample-fps", "0"], "must be a positive finite number"),
     (["--max-frames", "5"], "must be an even integer from 4 to 1024"),
+    (["--max-frames", "2"], "must be an even integer from 4 to 1024"),
+    (["--max-frames", "64.0"], "not an integer"),
     (["--camera-slop", "-1"], "must be a finite number >= 0"),
+    (["--camera-slop", "nan"], "must be a finite number >= 0"),
+    (["--max-stamp-gap", "inf"], "must be a positive finite number"),
     (["--gap", "-1"], "must be a positive finite number"),
     (["--gap", "nan"], "must be a positive finite number"),
     (["--prompts-file", "{root}/malformed.yaml"], "not valid YAML"),
     (["--prompts-file", "{root}/latin1.yaml"], "cannot read prompt file"),
     (["--episodes-yaml", "{root}/keys.yaml"], "is not an episode number"),
     (["--episodes-yaml", "{root}/null.yaml"], "the task must be a non-empty string, got None"),
+    (["--episodes-yaml", "{root}/episodes_latin1.yaml"], "not UTF-8 text"),
+    (["--episodes-yaml", "{root}/malformed.yaml"], "cannot read --episodes-yaml"),
     (["--output", "{root}/a_file"], "exists and is not a folder"),
+    (["--output", "{root}/foreign"], "holds files that are not from a previous topreward-eval-bag report"),
+    (["--image-topics", "/nope"], "topic /nope is not in"),
 ])
 def test_eval_bag_bad_options(inputs, options, expected):
     options = [o.format(root=inputs) for o in options]
-    result = run_tool("topreward-eval-bag", str(inputs / "bag"), "--task", "put the block in the bowl",
+    before = snapshot(inputs)
+    result = run_tool("topreward-eval-bag", str(inputs / "bag"), "--task", TASK,
                       "--model", NO_MODEL, "--output", str(inputs / "never"), *options)
     assert_one_error_line(result, expected)
-    assert not (inputs / "never").exists()
+    assert snapshot(inputs) == before
+
+
+@pytest.mark.parametrize("options,expected", [
+    (["--sample-fps", "nan"], "must be a positive finite number"),
+    (["--max-frames", "5"], "must be an even integer from 4 to 1024"),
+    (["--gap", "nan"], "must be a positive finite number"),
+    (["--consecutive", "0"], "must be an integer from 1 to 1000"),
+    (["--prompts-file", "{root}/latin1.yaml"], "cannot read prompt file"),
+    (["--output", "{root}/recorded"], "is a folder; give a file name"),
+    (["--output", "{root}/a_file/params.yaml"], "a_file exists and is not a folder"),
+])
+def test_calibrate_bad_options(inputs, tmp_path, options, expected):
+    options = [o.format(root=inputs) for o in options]
+    (tmp_path / "bag").symlink_to(inputs / "bag")
+    (tmp_path / "labels.yaml").write_text("episodes: [{bag: bag, episode: 0, success: true}, "
+                                          "{bag: bag, episode: 1, success: false}]")
+    before = snapshot(inputs)
+    result = run_tool("topreward-calibrate", str(tmp_path / "labels.yaml"), "--model", NO_MODEL,
+                      "--output", str(tmp_path / "params.yaml"), *options)
+    assert_one_error_line(result, expected)
+    assert not (tmp_path / "params.yaml").exists() and snapshot(inputs) == before
 
 
 @pytest.mark.parametrize("labels,expected", [
@@ -79,10 +142,21 @@ def test_eval_bag_bad_options(inputs, options, expected):
      "labelled both success and failure"),
     ("episodes: [{bag: bag, episode: 0, success: false}, {bag: bag, episode: 1, success: false}]",
      "need at least one success and one failure episode, got only failures"),
+    ("episodes: [{bag: bag, episode: 0, success: true}, {bag: bag, episode: 1, success: true}]",
+     "need at least one success and one failure episode, got only successes"),
+    ("episodes: [{bag: elsewhere, episode: 0, success: true}, {bag: bag, episode: 1, success: false}]",
+     "no such bag"),
+    ("episodes: [{bag: bag, episode: 0, success: true}, {bag: bag, episode: 1, success: false}]\ntask: [x]",
+     "'task' must be a string"),
+    ("episodes: [{bag: bag, episode: 0, success: true}", "not valid YAML"),
+    ("episodes: [{bag: bag, episode: 0, success: true, task: '\xe0'}]".encode("latin-1"), "not UTF-8 text"),
 ])
 def test_calibrate_bad_labels_fail_before_the_model(inputs, tmp_path, labels, expected):
     (tmp_path / "bag").symlink_to(inputs / "bag")
-    (tmp_path / "labels.yaml").write_text(labels)
+    if isinstance(labels, bytes):
+        (tmp_path / "labels.yaml").write_bytes(labels)
+    else:
+        (tmp_path / "labels.yaml").write_text(labels)
     result = run_tool("topreward-calibrate", str(tmp_path / "labels.yaml"), "--model", NO_MODEL,
                       "--output", str(tmp_path / "params.yaml"))
     assert_one_error_line(result, expected)
@@ -90,11 +164,184 @@ def test_calibrate_bad_labels_fail_before_the_model(inputs, tmp_path, labels, ex
 
 
 @pytest.mark.parametrize("options,expected", [
-    (["--rate", "nan"], "--rate must be positive"),
-    (["--rate", "inf"], "--rate must be positive"),
-    (["--rate", "0"], "--rate must be positive"),
-    (["--loop", "0"], "--loop at least 1"),
+    (["--rate", "nan"], "--rate must be a positive finite number"),
+    (["--rate", "inf"], "--rate must be a positive finite number"),
+    (["--rate", "0"], "--rate must be a positive finite number"),
+    (["--rate", "-1"], "--rate must be a positive finite number"),
+    (["--loop", "0"], "--loop must be at least 1"),
+    (["--loop", "-2"], "--loop must be at least 1"),
+    (["--sample-fps", "nan"], "--sample-fps must be a positive finite number"),
+    (["--settle", "-1"], "--settle must be a non-negative finite number"),
+    (["--drain", "nan"], "--drain must be a non-negative finite number"),
+    (["--record-bag", "{root}/recorded"], "--record-bag {root}/recorded already exists"),
+    (["--output", "{root}/recorded"], "is a folder; give the CSV file name"),
+    (["--image-topics", "/nope"], "topic /nope is not in"),
+    (["--topics", "/nope"], "topic /nope is not in"),
 ])
-def test_replay_bad_options(inputs, options, expected):
-    result = run_tool("topreward-replay", str(inputs / "bag"), *options)
-    assert_one_error_line(result, expected)
+def test_replay_bad_options(inputs, tmp_path, options, expected):
+    """Refused before anything is played (no node runs here: reaching discovery would time out)."""
+    options = [o.format(root=inputs) for o in options]
+    before = snapshot(inputs)
+    result = run_tool("topreward-replay", str(inputs / "bag"), "--output", str(tmp_path / "live.csv"), *options,
+                      timeout=60)
+    assert_one_error_line(result, expected.format(root=inputs))
+    assert not (tmp_path / "live.csv").exists() and snapshot(inputs) == before
+
+
+BAG_REPORT = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")
+
+
+def write_files(folder, names, run="old"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_text(f"{run} {name}")
+
+
+def test_a_new_report_folder_appears_complete(tmp_path):
+    folder = tmp_path / "deep" / "report"
+    with staged_report(folder, BAG_REPORT, "tool") as staging:
+        assert not folder.exists() and staging.parent == folder.parent
+        write_files(staging, ["episode_000.json", "summary.json"])
+    assert sorted(p.name for p in folder.iterdir()) == ["episode_000.json", "summary.json"]
+    assert [p.name for p in folder.parent.iterdir()] == ["report"]  # no staging folder left
+
+
+def test_a_rerun_replaces_the_previous_report_and_leaves_none_of_its_files(tmp_path):
+    folder = tmp_path / "report"
+    write_files(folder, [f"episode_00{i}.{ext}" for i in range(8) for ext in ("json", "csv", "png")]
+                + ["summary.json", "summary.md"])
+    (folder / ".topreward-partial-killed").mkdir()  # left by a run that was killed
+    with staged_report(folder, BAG_REPORT, "tool", last=["summary.json"]) as staging:
+        write_files(staging, ["episode_000.json", "episode_000.csv", "episode_000.png", "summary.json"], run="new")
+    assert sorted(p.name for p in folder.iterdir()) == ["episode_000.csv", "episode_000.json", "episode_000.png",
+                                                        "summary.json"]
+    assert {p.read_text().split()[0] for p in folder.iterdir()} == {"new"}
+
+
+def test_a_failed_run_leaves_the_previous_report_untouched(tmp_path):
+    folder = tmp_path / "report"
+    write_files(folder, ["episode_000.json", "episode_007.json", "summary.json"])
+    before = snapshot(tmp_path)
+    with pytest.raises(KeyboardInterrupt), staged_report(folder, BAG_REPORT, "tool") as staging:
+        write_files(staging, ["episode_000.json"], run="new")
+        raise KeyboardInterrupt
+    assert snapshot(tmp_path) == before
+    with pytest.raises(RuntimeError), staged_report(tmp_path / "new", BAG_REPORT, "tool") as staging:
+        write_files(staging, ["summary.json"])
+        raise RuntimeError("scoring failed")
+    assert snapshot(tmp_path) == before  # the new folder never appeared
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("notes.txt", "holds files that are not from a previous tool report (notes.txt)"),
+    ("episode_7.json", "(episode_7.json)"),
+    ("subfolder/", "(subfolder)"),
+])
+def test_a_folder_holding_other_files_is_refused(tmp_path, entry, message):
+    folder = tmp_path / "report"
+    write_files(folder, ["summary.json"])
+    if entry.endswith("/"):
+        (folder / entry).mkdir()
+    else:
+        (folder / entry).write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputError, match=re.escape(message)):
+        check_report_folder(folder, BAG_REPORT, "tool")
+    with pytest.raises(OutputError, match=re.escape(message)), staged_report(folder, BAG_REPORT, "tool"):
+        pass
+    assert snapshot(tmp_path) == before
+
+
+def test_eval_bag_rerun_into_a_report_with_more_episodes(inputs, tiny_model_dir, tmp_path):
+    """End to end: a previous report with episodes 0..7 is replaced by this run's single episode."""
+    out = tmp_path / "report"
+    write_files(out, [f"episode_00{i}.{ext}" for i in range(8) for ext in ("json", "csv", "png")]
+                + ["summary.json", "summary.md"])
+    result = run_tool("topreward-eval-bag", str(inputs / "bag"), "--task", TASK, "--model", str(tiny_model_dir),
+                      "--output", str(out), "--resolution", "64x96", "--json-summary")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["episode_000.csv", "episode_000.json", "episode_000.png",
+                                                     "summary.json", "summary.md"]
+    assert json.loads((out / "summary.json").read_text())["episodes"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_bad_bag_messages_are_described_three_times_per_topic_then_counted(tmp_path, caplog):
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    Image, Header, Time = (typestore.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
+                                                         "builtin_interfaces/msg/Time"))
+
+    def image(i, encoding):
+        frame = render_scene(i / 20, 64, 48)
+        return Image(header=Header(stamp=Time(sec=100 + i // 10, nanosec=(i % 10) * 100_000_000), frame_id="cam"),
+                     height=48, width=64, encoding=encoding, is_bigendian=0, step=64 * 3,
+                     data=np.frombuffer(frame.tobytes(), np.uint8))
+
+    path = tmp_path / "bad"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        for i in range(20):
+            msg = image(i, "rgb8" if i % 2 == 0 else "bogus")
+            writer.write(connection, 100_000_000_000 + i * 100_000_000,
+                         typestore.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    with caplog.at_level(logging.WARNING, logger="topreward_ros.sources.bags"):
+        read = read_episodes(path, ["/camera/image_raw"], sample_fps=2.0)
+    assert read.bad_messages == 10 and len(read.episodes[0].frames) == 4
+    described = [r for r in caplog.records if "skipped a message" in r.getMessage()]
+    summaries = [r for r in caplog.records if "bad messages skipped in all" in r.getMessage()]
+    assert len(described) == WARNINGS_PER_TOPIC == 3
+    assert len(summaries) == 1 and "10 on /camera/image_raw" in summaries[0].getMessage()
+
+
+@pytest.fixture(scope="module")
+def replay():
+    pytest.importorskip("rclpy")
+    from topreward_ros.ros import replay
+
+    return replay
+
+
+class FakeReplayer:
+    def __init__(self, updates):
+        self.lock = threading.Lock()
+        self.updates, self.record = updates, []
+
+
+def updates_covering(*added):
+    return [{"episode": 0, "task": TASK, "stamp": 1.0 + i, "time": float(i), "reward": -1.0, "score": -1.0,
+             "progress": 0.0, "success": False, "frames": i + 1, "added": n, "merged": 1, "stride": 1,
+             "latency_ms": 1.0, "true_logprobs": [-1.0]} for i, n in enumerate(added)]
+
+
+def test_replay_compares_the_frames_the_updates_cover_with_the_frames_played(replay):
+    """Unit level (no DDS): merged updates count their `added` frames; an update without it counts one."""
+    assert replay.frames_covered(updates_covering(1, 3, 1)) == 5
+    assert replay.frames_covered([{"frames": 1}, {"frames": 2}]) == 2
+    assert replay.coverage_error(updates_covering(1, 3, 1), 5) is None
+    assert replay.coverage_error(updates_covering(1, 3, 1, 1), 5) is None
+    message = replay.coverage_error(updates_covering(1, 3), 5)
+    assert "cover 4 of the 5 frames played for scoring" in message and "\n" not in message
+    assert "cover 0 of the 8 frames" in replay.coverage_error([], 8)
+
+
+@pytest.mark.parametrize("added,status", [((1, 3, 1), 0), ((1, 2), 1)])
+def test_replay_writes_its_csv_then_fails_when_frames_were_not_scored(replay, tmp_path, capsys, added, status):
+    args = argparse.Namespace(output=str(tmp_path / "live.csv"), record_bag=None, bag="b", loop=1, rate=1.0,
+                              output_ns="/topreward")
+    assert replay.write_outputs(args, FakeReplayer(updates_covering(*added)), 5) == status
+    rows = (tmp_path / "live.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(added) and rows[0].startswith("episode,task,stamp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.csv"]  # written atomically: no temporary left
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == status
+    if status:
+        assert "cover 3 of the 5 frames" in errors[0]
+
+
+def test_replay_expects_the_frames_eval_bag_samples_in_every_loop(replay, inputs):
+    args = argparse.Namespace(bag=str(inputs / "bag"), topics=None, image_topics=None, marker_topic=None,
+                              wait_for=["/camera/image_raw"], sample_fps=2.0, loop=2)
+    chosen, image_topics = replay.topics_to_play(args)
+    assert image_topics == ["/camera/image_raw"] and "/camera/image_raw/compressed" in chosen
+    once = read_episodes(inputs / "bag", image_topics, 2.0)
+    assert replay.expected_frames(args, image_topics) == 2 * sum(len(e.frames) for e in once.episodes) == 8

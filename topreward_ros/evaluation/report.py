@@ -1,10 +1,23 @@
-"""Writing a curve report: JSON (summary + settings), CSV (one row per prefix) and a PNG plot."""
+"""Writing a curve report: JSON (summary + settings), CSV (one row per prefix) and a PNG plot.
+
+Every file is written under a temporary name in its own folder and renamed into place, so a
+reader never sees half a file. A whole report folder is built aside (``staged_report``) and
+replaces the previous report of the same tool only once it is complete: a report folder never
+mixes two runs' files.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import matplotlib
@@ -12,8 +25,131 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..errors import TopRewardError  # noqa: E402
 from .curve import CurveReport  # noqa: E402
 from .metrics import format_voc  # noqa: E402
+
+PARTIAL = ".topreward-partial-"  # prefix of the folders a report is built in before it is moved into place
+
+
+class OutputError(TopRewardError):
+    """An output path that cannot be written as asked (a file where a folder is wanted, a foreign folder, ...)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` (os.replace) when the block succeeds,
+    removed when it fails."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary, temporary.open("x", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """``path`` does not exist: its nearest existing ancestor must be a folder we may write in."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{what} {path}: {ancestor} exists and is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: cannot create it, {ancestor} is not writable")
+
+
+def check_output_file(path: str | Path, what: str = "--output") -> Path:
+    """A file to (over)write: not a folder, and creatable. Nothing is created."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    if path.exists():
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{what} {path}: cannot replace it, {path.parent} is not writable")
+    else:
+        _check_creatable(path, what)
+    return path
+
+
+def check_report_folder(folder: str | Path, report_files: re.Pattern, tool: str, what: str = "--output") -> Path:
+    """A report folder that is safe to write: new, empty, or a previous report of ``tool`` (every entry a
+    file whose name ``report_files`` matches in full). Nothing is created."""
+    folder = Path(folder)
+    if not folder.exists():
+        if folder.is_symlink():
+            raise OutputError(f"{what} {folder} is a broken symbolic link")
+        _check_creatable(folder, what)
+        return folder
+    if not folder.is_dir():
+        raise OutputError(f"{what} {folder} exists and is not a folder")
+    foreign = sorted(entry.name for entry in folder.iterdir() if not _ours(entry, report_files))
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(f"{what} {folder} holds files that are not from a previous {tool} report ({listed}); "
+                          "give a new or empty folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {folder} is not writable")
+    return folder
+
+
+def _ours(entry: Path, report_files: re.Pattern) -> bool:
+    if entry.name.startswith(PARTIAL):  # left by a run that was killed
+        return entry.is_dir() and not entry.is_symlink()
+    return entry.is_file() and not entry.is_symlink() and report_files.fullmatch(entry.name) is not None
+
+
+@contextlib.contextmanager
+def staged_report(folder: str | Path, report_files: re.Pattern, tool: str, last: Iterable[str] = (),
+                  what: str = "--output") -> Iterator[Path]:
+    """A temporary folder to write a report into; when the block succeeds the report takes the place of
+    ``folder``'s previous one (checked with ``check_report_folder``), when it fails nothing changes.
+
+    A new folder is built as a hidden sibling and renamed into place (it appears complete). In an
+    existing folder the report is built in a hidden subfolder; the previous report's files are then
+    deleted and the new ones moved in, those named in ``last`` (the summary) last.
+    """
+    folder = check_report_folder(folder, report_files, tool, what)
+    mask = os.umask(0)
+    os.umask(mask)
+    existing = folder.exists()
+    if existing:
+        staging = Path(tempfile.mkdtemp(prefix=PARTIAL, dir=folder))
+    else:
+        folder = Path(os.path.abspath(folder))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}{PARTIAL}", dir=folder.parent))
+        os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; the report folder is an ordinary one
+    try:
+        yield staging
+        if not existing:
+            os.rename(staging, folder)
+            return
+        for entry in folder.iterdir():
+            if entry == staging:
+                continue
+            if entry.name.startswith(PARTIAL) and _ours(entry, report_files):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif _ours(entry, report_files):
+                entry.unlink()
+        last = set(last)
+        for name in sorted((p.name for p in staging.iterdir()), key=lambda name: (name in last, name)):
+            os.replace(staging / name, folder / name)
+        staging.rmdir()
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def json_safe(value):
@@ -36,10 +172,10 @@ def write_report(report: CurveReport, settings: dict, directory: str | Path, nam
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / f"{name}.json", "csv": directory / f"{name}.csv", "png": directory / f"{name}.png"}
-    paths["json"].write_text(json.dumps(summary_dict(report, settings), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(paths["json"], json.dumps(summary_dict(report, settings), indent=2) + "\n")
 
     curve, static = report.curve, report.static
-    with paths["csv"].open("w", newline="", encoding="utf-8") as f:
+    with atomic_path(paths["csv"]) as temporary, temporary.open("x", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         num_prompts = len(curve.scores[0].true_logprobs)
         writer.writerow(["prefix", "frames", "time_s", "reward", "progress", "static_reward"]
@@ -62,6 +198,9 @@ def write_report(report: CurveReport, settings: dict, directory: str | Path, nam
     norm.set_ylim(-0.05, 1.05)
     fig.suptitle(f"{name}: VOC {format_voc(curve.voc)}, static VOC {format_voc(static.voc)}")
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(paths["png"]) as temporary:
+            fig.savefig(temporary, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return paths

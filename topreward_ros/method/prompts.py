@@ -28,8 +28,11 @@ def load_prompt_set(path: str | Path | None = None) -> list[str]:
             raise PromptError(f"prompt file not found: {path}")
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptError(f"cannot read prompt file {path}: {str(exc).splitlines()[0]}") from exc
+        except UnicodeDecodeError as exc:
+            raise PromptError(f"cannot read prompt file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from exc
+        except OSError as exc:
+            raise PromptError(f"cannot read prompt file {path}: {exc.strerror or exc}") from exc
         source = str(path)
     try:
         data = yaml.safe_load(text)

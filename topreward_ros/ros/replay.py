@@ -6,6 +6,10 @@ recorded types; /clock (rosgraph_msgs/Clock) carries each message's log time. Wi
 --marker-topic, each marker message restarts the node's episode before the next frame
 (a std_msgs/String marker's task is set through the node's `task` parameter, then ~/reset
 is called). The node's updates go to a CSV (and optionally a bag).
+
+Before playing, the bag is read offline with topreward-eval-bag's reader at the node's sample
+rate: the frames the node should score. The replay exits with status 1 (after writing the CSV)
+when the node's updates cover fewer frames than that.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import csv
 import importlib
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,12 +33,15 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
+from rosbags.highlevel import AnyReaderError
+from rosbags.rosbag2 import ReaderError
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..sources.bags import STRING, open_bag
+from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag, read_episodes
 from ..errors import TopRewardError
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
 
 PROG = "topreward-replay"
 CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "stride",
@@ -102,7 +112,51 @@ class Replayer:
         self.call(Trigger, "reset", Trigger.Request())
 
 
+def frames_covered(updates: list[dict]) -> int:
+    """Sampled frames the node's updates cover (an update merging several frames says how many in ``added``)."""
+    return sum(int(update.get("added", 1)) for update in updates)
+
+
+def coverage_error(updates: list[dict], expected: int) -> str | None:
+    """Why the replay failed when the updates cover fewer frames than were played for scoring, else None."""
+    covered = frames_covered(updates)
+    if covered >= expected:
+        return None
+    return (f"the node's {len(updates)} updates cover {covered} of the {expected} frames played for scoring "
+            f"({expected - covered} never scored: no task set, another sample rate, frames lost or dropped; "
+            "see the node's log and /diagnostics)")
+
+
+def topics_to_play(args) -> tuple[list[str], list[str]]:
+    """The topics played and the image topics the node scores; an error if one is not in the bag."""
+    try:
+        with open_bag(args.bag) as reader:
+            types = {c.topic: c.msgtype for c in reader.connections}
+    except (AnyReaderError, ReaderError, OSError) as exc:
+        raise TopRewardError(f"cannot read bag {args.bag}: {exc}") from exc
+    chosen = args.topics or [t for t in types if t != args.marker_topic]
+    missing = [t for t in chosen + ([args.marker_topic] if args.marker_topic else []) if t not in types]
+    if missing:
+        raise TopRewardError(f"topic {missing[0]} is not in {args.bag}; it has: {', '.join(sorted(types))}")
+    played_images = [t for t in chosen if types[t] in (IMAGE, COMPRESSED)]
+    # The node's cameras: as given, else the played image topics it subscribes to (--wait-for), else all of them.
+    image_topics = args.image_topics or [t for t in played_images if t in args.wait_for] or played_images
+    if not image_topics:
+        raise TopRewardError(f"none of the played topics ({', '.join(chosen)}) is an image topic; "
+                             "name the node's cameras with --image-topics")
+    return chosen, image_topics
+
+
+def expected_frames(args, image_topics: list[str]) -> int:
+    """The frames the node samples from the played bag (all loops), read as topreward-eval-bag reads them."""
+    split = "marker" if args.marker_topic else "bag"
+    bag = read_episodes(args.bag, image_topics, args.sample_fps, split=split, marker_topic=args.marker_topic)
+    return args.loop * sum(len(episode.frames) for episode in bag.episodes)
+
+
 def play(args) -> int:
+    chosen, image_topics = topics_to_play(args)
+    expected = expected_frames(args, image_topics)
     reader = open_bag(args.bag)
     rclpy.init()
     node = rclpy.create_node("topreward_replay")
@@ -112,7 +166,7 @@ def play(args) -> int:
     spinner.start()
     try:
         with reader:
-            return _play(args, reader, node)
+            return _play(args, reader, node, chosen, expected)
     finally:
         executor.shutdown()
         spinner.join()
@@ -120,12 +174,8 @@ def play(args) -> int:
         rclpy.try_shutdown()
 
 
-def _play(args, reader, node) -> int:
+def _play(args, reader, node, chosen: list[str], expected: int) -> int:
     topics = {c.topic: c for c in reader.connections}
-    chosen = args.topics or [t for t in topics if t != args.marker_topic]
-    missing = [t for t in chosen + ([args.marker_topic] if args.marker_topic else []) if t not in topics]
-    if missing:
-        raise TopRewardError(f"topic {missing[0]} is not in {args.bag}; it has: {', '.join(sorted(topics))}")
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
     publishers = {t: node.create_publisher(message_class(topics[t].msgtype), t, reliable) for t in chosen}
     clock = node.create_publisher(Clock, "/clock", 10)
@@ -160,33 +210,66 @@ def _play(args, reader, node) -> int:
         with replayer.lock:
             quiet_since = max(quiet_since, replayer.last_update)
         time.sleep(0.05)
-    return write_outputs(args, replayer)
+    return write_outputs(args, replayer, expected)
 
 
-def write_outputs(args, replayer: Replayer) -> int:
+def write_outputs(args, replayer: Replayer, expected: int) -> int:
+    """The CSV (and the bag) of what the node published; 1 when its updates cover fewer than ``expected`` frames."""
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with replayer.lock:
         updates, record = list(replayer.updates), list(replayer.record)
-    with output.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for update in updates:
-            writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
-                             "stamp": repr(update["stamp"]), "time": repr(update["time"]),
-                             "score": repr(update["score"]), "reward": repr(update["reward"])})
+    partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # renamed into place once complete
+    try:
+        with partial.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for update in updates:
+                writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
+                                 "stamp": repr(update["stamp"]), "time": repr(update["time"]),
+                                 "score": repr(update["score"]), "reward": repr(update["reward"])})
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
     if args.record_bag:
-        from rosbags.rosbag2 import Writer
-        from rosbags.typesys import Stores, get_typestore
+        write_bag(args, Path(args.record_bag), record)
+    print(f"played {args.bag} ({args.loop} time(s) at {args.rate:g}x); recorded {len(updates)} updates covering "
+          f"{frames_covered(updates)} of {expected} frames to {output}")
+    error = coverage_error(updates, expected)
+    if error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
-        typestore = get_typestore(Stores.ROS2_KILTED)
-        with Writer(Path(args.record_bag), version=9) as bag:
+
+def write_bag(args, path: Path, record: list) -> None:
+    """The recorded outputs as a new rosbag2 at ``path``, built in a hidden sibling folder and renamed into place."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        with Writer(staging / path.name, version=9) as bag:
             connections = {name: bag.add_connection(f"{args.output_ns.rstrip('/')}/{name}", msgtype,
                                                     typestore=typestore) for name, msgtype in RECORDED.items()}
             for name, _, stamp, data in record:
                 bag.write(connections[name], stamp, data)
-    print(f"played {args.bag} ({args.loop} time(s) at {args.rate:g}x); recorded {len(updates)} updates to {output}")
-    return 0
+        try:
+            os.rename(staging / path.name, path)
+        except OSError as exc:
+            raise TopRewardError(f"cannot write --record-bag {path}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_outputs(args) -> None:
+    """Before anything is played: the CSV path is not a folder, the record bag does not exist yet."""
+    if Path(args.output).is_dir():
+        raise TopRewardError(f"--output {args.output} is a folder; give the CSV file name")
+    if args.record_bag and (Path(args.record_bag).exists() or Path(args.record_bag).is_symlink()):
+        raise TopRewardError(f"--record-bag {args.record_bag} already exists; give a new path")
 
 
 def main(argv=None) -> int:
@@ -198,16 +281,26 @@ def main(argv=None) -> int:
     parser.add_argument("--marker-topic", help="episode marker topic: restart the node's episode at each marker")
     parser.add_argument("--node", default="/topreward", help="the reward node's name (default /topreward)")
     parser.add_argument("--output-ns", default="/topreward", help="the node's output namespace (default /topreward)")
-    parser.add_argument("--output", default="out/replay.csv", help="CSV of the node's updates")
+    parser.add_argument("--output", default="out/replay.csv", help="CSV of the node's updates (replaced if it exists)")
     parser.add_argument("--record-bag", help="also record reward/success/update to this new bag directory")
     parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],
                         help="topics whose subscriber must be up before playing (default /camera/image_raw)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait after discovery (default 1)")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
+    parser.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS,
+                        help="the node's sample_fps, to count the frames it should score (default %(default)s)")
+    parser.add_argument("--image-topics", nargs="+",
+                        help="the node's image topics, to count the frames it should score (default: the played "
+                             "Image and CompressedImage topics named in --wait-for, else all played ones)")
     args = parser.parse_args(argv)
-    if not (math.isfinite(args.rate) and args.rate > 0) or args.loop < 1:
-        parser.error("--rate must be positive and --loop at least 1")
+    for option, value, positive in (("--rate", args.rate, True), ("--sample-fps", args.sample_fps, True),
+                                    ("--settle", args.settle, False), ("--drain", args.drain, False)):
+        if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+            parser.error(f"{option} must be a {'positive' if positive else 'non-negative'} finite number, got {value}")
+    if args.loop < 1:
+        parser.error(f"--loop must be at least 1, got {args.loop}")
     try:
+        check_outputs(args)
         return play(args)
     except TopRewardError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAUL
 from .image_messages import DEFAULT_MAX_PIXELS, ImageConversionError, check_message, header_stamp, message_to_rgb
 
 log = logging.getLogger(__name__)
+WARNINGS_PER_TOPIC = 3  # bad messages described per topic; the rest are counted in one line at the end
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -33,6 +34,21 @@ SPLITS = ("bag", "marker", "gap")
 
 class BagError(TopRewardError, ValueError):
     """A bag that cannot be read as asked."""
+
+
+def _warn_bad(skipped: dict[str, int], topic: str, error) -> None:
+    """Describe the first WARNINGS_PER_TOPIC bad messages of a topic; count all of them."""
+    skipped[topic] = skipped.get(topic, 0) + 1
+    if skipped[topic] <= WARNINGS_PER_TOPIC:
+        log.warning("%s: skipped a message: %s", topic, error)
+
+
+def _warn_skipped(skipped: dict[str, int], path) -> None:
+    """One line for the bad messages that were counted but not described."""
+    unreported = {topic: n for topic, n in skipped.items() if n > WARNINGS_PER_TOPIC}
+    if unreported:
+        log.warning("%s: bad messages skipped in all: %s (only the first %d of each topic described)", path,
+                    ", ".join(f"{n} on {topic}" for topic, n in unreported.items()), WARNINGS_PER_TOPIC)
 
 
 @dataclasses.dataclass
@@ -103,6 +119,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
     stream = EpisodeStream(len(image_topics), tiled(message_to_rgb), sample_fps, camera_slop, max_gap)
     episodes = [Episode(0)]
     bad = images = fallback_stamps = 0
+    skipped: dict[str, int] = {}
     for connection, log_time, rawdata in reader.messages(connections=wanted):
         msg = reader.deserialize(rawdata, connection.msgtype)
         if connection.topic == marker_topic:
@@ -115,13 +132,13 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             check_message(msg, max_pixels)
         except ImageConversionError as exc:
             bad += 1
-            log.warning("%s: skipped a message: %s", connection.topic, exc)
+            _warn_bad(skipped, connection.topic, exc)
             continue
         fallback_stamps += fell_back
         added = stream.add(camera_of[connection.topic], stamp, msg)
         for error in added.errors:
             bad += 1
-            log.warning("%s: skipped a message: %s", connection.topic, error)
+            _warn_bad(skipped, connection.topic, error)
         for sampled in added.sampled:
             if sampled.new_episode:  # stamps went back or jumped
                 episodes.append(Episode(len(episodes)))
@@ -129,6 +146,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             episode.frames.append(sampled.frame)
             episode.times.append(sampled.time)
             episode.stamps.append(sampled.stamp)
+    _warn_skipped(skipped, path)
     if images == 0:
         raise BagError(f"{path}: no messages on {', '.join(image_topics)}")
     if fallback_stamps:

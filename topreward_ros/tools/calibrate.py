@@ -22,14 +22,17 @@ from pathlib import Path
 import yaml
 
 from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
-from ..sources.bags import read_episodes
+from ..sources.bags import open_bag, read_episodes
 from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
+from ..evaluation.report import write_text_atomic
 from ..method.model import load_reward_model
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
+from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, output_file, run,
+                     scoring_config)
 from .eval_bag import add_bag_arguments, stamp_gap
 
 PROG = "topreward-calibrate"
+MAX_CONSECUTIVE = 1000  # the node's success_consecutive range is 1..1000
 
 
 def read_labels(path: Path) -> tuple[str | None, list[dict]]:
@@ -37,8 +40,12 @@ def read_labels(path: Path) -> tuple[str | None, list[dict]]:
         raise TopRewardError(f"no such labels file: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TopRewardError(f"cannot read labels file {path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise TopRewardError(f"cannot read labels file {path}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise TopRewardError(f"{path}: not valid YAML ({exc})") from exc
+        raise TopRewardError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
     entries = data.get("episodes") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise TopRewardError(f"{path}: expected an 'episodes:' list of {{bag, episode, success}}")
@@ -91,13 +98,17 @@ def body(argv) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("labels", help="YAML listing bag, episode and success of each labelled episode")
     parser.add_argument("--output", default="out/calibration/success.yaml", help="params YAML to write")
-    parser.add_argument("--consecutive", type=int, help="also set success_consecutive in the params YAML")
+    parser.add_argument("--consecutive", type=int_between(1, MAX_CONSECUTIVE), metavar="K",
+                        help="also set success_consecutive in the params YAML")
     add_bag_arguments(parser)
     add_model_arguments(parser)
     add_scoring_arguments(parser)
     args = parser.parse_args(argv)
     config = scoring_config(args)
+    output = output_file(args.output)
     default_task, entries = read_labels(Path(args.labels))
+    for bag_path in dict.fromkeys(e["bag"] for e in entries):
+        open_bag(bag_path)  # every listed bag exists and has its metadata, before the model loads
     reward_model = load_reward_model(model_config(args))
     scores = final_scores(args, reward_model, config, default_task, entries)
     result = calibrate(scores, [e["success"] for e in entries])
@@ -106,9 +117,7 @@ def body(argv) -> int:
         print(f"warning: ROC AUC {result.auc:.3f} <= 0.5: the score does not separate success from failure here",
               file=sys.stderr)
     threshold = result.best_f1.threshold
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(params_yaml(threshold, args.consecutive), encoding="utf-8")
+    write_text_atomic(output, params_yaml(threshold, args.consecutive))
     print(f"success_threshold {threshold!r} (best F1 {result.best_f1.f1:.3f}; best Youden J at "
           f"{result.best_youden.threshold!r}); wrote {output}")
     return 0

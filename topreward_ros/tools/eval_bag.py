@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,11 +23,12 @@ from ..method.engine import DEFAULT_MAX_FRAMES
 from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
-from ..evaluation.report import json_safe, write_report
+from ..evaluation.report import json_safe, staged_report, write_report, write_text_atomic
 from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, non_negative_float,
                      output_folder, positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-bag"
+REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")  # what the report folder holds
 
 
 def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,9 +81,9 @@ def stamp_gap(args) -> float:
 
 
 def load_bag_episodes(args):
+    default_task, listed = listed_tasks(args.episodes_yaml)  # checked before the bag is read
     bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
                         max_gap=stamp_gap(args), camera_slop=args.camera_slop)
-    default_task, listed = listed_tasks(args.episodes_yaml)
     tasks = episode_tasks(bag.episodes, args.task or default_task, listed)
     return bag, tasks
 
@@ -104,29 +106,31 @@ def markdown(summary: dict, settings: dict) -> str:
 def body(argv) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
-    parser.add_argument("--output", help="report folder (default out/eval-bag-<bag name>)")
+    parser.add_argument("--output", help="report folder (default out/eval-bag-<bag name>): new, empty or a previous "
+                        "report of this tool, which is replaced once the new one is complete")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_bag_arguments(parser)
     add_model_arguments(parser)
     add_scoring_arguments(parser)
     args = parser.parse_args(argv)
     config = scoring_config(args)
-    output = output_folder(args.output or f"out/eval-bag-{Path(args.bag).name}")
+    output = output_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
     bag, tasks = load_bag_episodes(args)
     reward_model = load_reward_model(model_config(args))
     results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
                 "split": args.split, "sample_fps": args.sample_fps, "max_frames": args.max_frames,
                 "bad_messages": bag.bad_messages}
-    for result in results:
-        if result.failed:
-            print(f"{PROG}: episode {result.index} failed: {result.error}", file=sys.stderr)
-            continue
-        write_report(result.report, {**settings, "episode": result.index, "task": result.task}, output,
-                     name=f"episode_{result.index:03d}")
     summary = {**summarize(results), "settings": settings}
-    (output / "summary.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
-    (output / "summary.md").write_text(markdown(summary, settings), encoding="utf-8")
+    with staged_report(output, REPORT_FILES, PROG, last=["summary.md", "summary.json"]) as staging:
+        for result in results:
+            if result.failed:
+                print(f"{PROG}: episode {result.index} failed: {result.error}", file=sys.stderr)
+                continue
+            write_report(result.report, {**settings, "episode": result.index, "task": result.task}, staging,
+                         name=f"episode_{result.index:03d}")
+        write_text_atomic(staging / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
+        write_text_atomic(staging / "summary.md", markdown(summary, settings))
     if args.json_summary:
         print(json.dumps(json_safe(summary)))
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from ..evaluation.curve import evaluate_video
 from ..errors import TopRewardError
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
-from ..evaluation.report import summary_dict, write_report
+from ..evaluation.report import staged_report, summary_dict, write_report
 from ..sources.video import read_episode
 from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
 from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, output_folder,
                      positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-video"
+REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder holds
 
 
 def parse_args(argv):
@@ -30,7 +32,8 @@ def parse_args(argv):
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--fps", type=positive_float, default=DEFAULT_SAMPLE_FPS, help="frames per second sampled from the video; for an "
                         "image folder, the rate of its images (default %(default)s)")
-    parser.add_argument("--output", default=None, help="report folder (default out/eval-<video name>)")
+    parser.add_argument("--output", default=None, help="report folder (default out/eval-<video name>): new, empty "
+                        "or a previous report of this tool, which is replaced once the new one is complete")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_model_arguments(parser)
     add_scoring_arguments(parser)
@@ -43,20 +46,21 @@ def body(argv) -> int:
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
     config = scoring_config(args)
-    output = output_folder(args.output or f"out/eval-{Path(args.video).stem}")
+    output = output_folder(args.output or f"out/eval-{Path(args.video).stem}", REPORT_FILES, PROG)
     frames, times = read_episode(args.video, args.fps)
     reward_model = load_reward_model(model_config(args))
     report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
                             show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "video": str(args.video), "task": args.task, "fps": args.fps,
                 "frames": len(frames), "prefixes": args.prefixes, "method": args.method}
-    paths = write_report(report, settings, output)
+    with staged_report(output, REPORT_FILES, PROG, last=["curve.json"]) as staging:
+        write_report(report, settings, staging)
     if args.json_summary:
         print(json.dumps(summary_dict(report, settings)))
     else:
         print(f"{Path(args.video).name}: {len(frames)} frames, {len(report.curve.lengths)} prefixes, "
               f"VOC {format_voc(report.curve.voc)}, static VOC {format_voc(report.static.voc)}, "
-              f"final reward {report.curve.values[-1]:.4f}; report in {paths['json'].parent}")
+              f"final reward {report.curve.values[-1]:.4f}; report in {output}")
     return 0
 
 

@@ -1,0 +1,157 @@
+"""topreward-annotate SOURCE... --output DIR: score every episode of robot-data collections.
+
+SOURCE: a folder tree of rosbag2 recordings (.db3, .mcap; episodes split as topreward-eval-bag splits
+them), a LeRobot v3 dataset, a video file or a folder of them (one episode each), or a mix. Every
+episode gets one update per sampled frame, exactly as the node publishes them, and its static-video
+control. DIR gets frames.parquet (per frame), episodes.parquet (per episode), summary.{json,md} and,
+per LeRobot dataset, an RA-BC progress file (progress/<dataset>.parquet) covering every frame.
+
+Runs in this process by default; --ray-address auto | HOST:PORT | ray://HOST:PORT | local runs a pool of
+Ray actors, each holding one model. Each finished episode is saved at once: rerun the same command to
+finish a run that was stopped. Exit status: 0 all scored, 1 some episodes failed (listed), 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from ..errors import TopRewardError
+from ..evaluation.annotate import (DEFAULT_MAX_ATTEMPTS, RABC_MODES, AnnotateSettings, Annotator, BagOptions,
+                                   LocalPool, RayPool, annotate, check_output, run_record)
+from ..evaluation.metrics import format_voc
+from ..method.model import load_reward_model
+from ..sources.collections import find_sources
+from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
+from ..stream.reward_stream import REWARD_TYPES
+from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, positive_float, run,
+                     scoring_config)
+from .eval_bag import add_bag_arguments, listed_tasks, stamp_gap
+
+PROG = "topreward-annotate"
+FAILURES_PRINTED = 10
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="bag tree, LeRobot v3 dataset, video file or folder")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="run folder: new, empty, or a previous run of the same command (then it resumes)")
+    add_bag_arguments(p)
+    group = p.add_argument_group("collections")
+    group.add_argument("--cameras", nargs="+", metavar="KEY",
+                       help="LeRobot camera features scored, tiled in this order (default: every video feature)")
+    group.add_argument("--reward-type", choices=REWARD_TYPES, default=REWARD_TYPES[0],
+                       help="what the 'reward' column holds, as the node's reward_type (default %(default)s)")
+    group.add_argument("--success-threshold", type=finite_float, default=DEFAULT_SUCCESS_THRESHOLD,
+                       help="the node's success_threshold (default %(default)s)")
+    group.add_argument("--success-consecutive", type=int_between(1, 1000), default=DEFAULT_SUCCESS_CONSECUTIVE,
+                       help="the node's success_consecutive (default %(default)s)")
+    group.add_argument("--rabc-progress", choices=RABC_MODES, default="causal",
+                       help="LeRobot progress file between sampled frames: causal = the causal progress of the "
+                            "latest sampled frame (default); episode = the episode's min-max normalised scores, "
+                            "interpolated (as LeRobot's TOPReward port)")
+    group.add_argument("--retry-failed", action="store_true", help="score again the episodes a previous run "
+                       "recorded as failed")
+    group.add_argument("--max-attempts", type=int_between(1, 10), default=DEFAULT_MAX_ATTEMPTS,
+                       help="runs of an episode whose worker dies before it is recorded as failed (default %(default)s)")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("Ray cluster (default: this process only)")
+    ray.add_argument("--ray-address", metavar="ADDRESS",
+                     help="auto (the cluster this machine is part of), HOST:PORT, ray://HOST:PORT (Ray Client), or "
+                          "local (start a Ray instance on this machine)")
+    ray.add_argument("--workers", type=int_between(1, 4096), metavar="N",
+                     help="actors, each with one model (default: cluster GPUs / --gpus-per-worker, or CPUs / "
+                          "--cpus-per-worker without GPUs)")
+    ray.add_argument("--cpus-per-worker", type=positive_float, default=1.0, help="default %(default)s")
+    ray.add_argument("--gpus-per-worker", type=_non_negative, help="default 1 when the cluster has GPUs, else 0")
+    add_model_arguments(p)
+    add_scoring_arguments(p)
+    return p
+
+
+def _non_negative(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def settings_from(args) -> AnnotateSettings:
+    default_task, listed = listed_tasks(args.episodes_yaml)
+    task = args.task if args.task is not None else default_task
+    if task is not None and not task.strip():
+        raise TopRewardError("--task is empty")
+    return AnnotateSettings(
+        model=model_config(args), scoring=scoring_config(args), max_frames=args.max_frames,
+        sample_fps=args.sample_fps, reward_type=args.reward_type, success_threshold=args.success_threshold,
+        success_consecutive=args.success_consecutive, task=task.strip() if task else None,
+        listed_tasks=tuple(sorted(listed.items())),
+        bag=BagOptions(image_topics=tuple(args.image_topics), split=args.split,
+                       marker_topic=args.marker_topic if args.split == "marker" else None,
+                       max_gap=stamp_gap(args), camera_slop=args.camera_slop),
+        cameras=tuple(args.cameras or ()))
+
+
+def body(argv) -> int:
+    args = parser().parse_args(argv)
+    if args.ray_address is None and (args.workers is not None or args.gpus_per_worker is not None):
+        raise TopRewardError("--workers and --gpus-per-worker need --ray-address (without it, one process scores)")
+    if not args.image_topics:
+        raise TopRewardError("--image-topics needs at least one topic")
+    settings = settings_from(args)
+    sources = find_sources(args.sources, args.cameras)
+    resumed = check_output(args.output, run_record(sources, settings))
+    if args.ray_address:
+        pool = RayPool(settings, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker)
+    else:
+        pool = LocalPool(Annotator(settings, load_reward_model(settings.model)))
+    try:
+        pool.start()
+        if resumed and not args.no_progress:
+            print(f"{PROG}: resuming the run in {args.output}", file=sys.stderr)
+        try:
+            result = annotate(sources, settings, args.output, pool, max_attempts=args.max_attempts,
+                              retry_failed=args.retry_failed, rabc=args.rabc_progress,
+                              show_progress=not args.no_progress,
+                              run_info={"ray_address": args.ray_address, "workers": pool.size})
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted; finished episodes are saved: run the same command again to finish",
+                  file=sys.stderr)
+            return 130
+    finally:
+        pool.close()
+    summary = result.summary
+    for failure in summary["failures"][:FAILURES_PRINTED]:
+        print(f"{PROG}: {failure['source']}/{failure['item']} episode {failure['episode']} failed: {failure['error']}",
+              file=sys.stderr)
+    if summary["failed"] > FAILURES_PRINTED:
+        print(f"{PROG}: ... and {summary['failed'] - FAILURES_PRINTED} more failures (summary.md)", file=sys.stderr)
+    for entry in summary["progress_files"]:
+        if not entry["path"]:
+            print(f"{PROG}: no progress file for {entry['dataset']}: {entry['skipped']}", file=sys.stderr)
+    voc = summary["voc"]["mean"]
+    static = summary["static_voc"]["mean"]
+    print(f"{summary['episodes']} episodes: {summary['scored']} scored, {summary['failed']} failed; VOC mean "
+          f"{format_voc(math.nan if voc is None else voc)}, static VOC mean "
+          f"{format_voc(math.nan if static is None else static)}; tables in {result.output}")
+    return 1 if summary["failed"] else 0
+
+
+def main(argv=None) -> int:
+    return run(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
