@@ -22,11 +22,10 @@ NODE_NAME = "topreward"
 PARAMETER_ARGUMENTS = {
     "model": "hub id or checkpoint directory of the Qwen3-VL model",
     "quantization": "none | 4bit | 8bit",
-    "task": "instruction the robot is given (empty: the node waits for one on ~/task)",
+    "task": "instruction the robot is given (with none the node waits for one on ~/task)",
     "image_topics": "camera topic, or a YAML list of topics",
     "transport": "raw | compressed, or a YAML list (one per topic)",
     "sample_fps": "frames per second scored",
-    "namespace": "namespace of the output topics (reward, progress, success, update)",
 }
 LIST_ARGUMENTS = ("image_topics", "transport")
 FLOAT_ARGUMENTS = ("sample_fps",)
@@ -55,6 +54,7 @@ def reward_node(context):
         package=PACKAGE,
         executable=EXECUTABLE,
         name=NODE_NAME,
+        namespace=LaunchConfiguration("namespace").perform(context),
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file").perform(context), parameter_overrides(context)],
@@ -64,9 +64,11 @@ def reward_node(context):
 
 def generate_launch_description():
     default_params = os.path.join(get_package_share_directory(PACKAGE), "config", "reward.yaml")
-    arguments = [DeclareLaunchArgument(name, default_value="", description=f"{text} (default: from params_file)")
+    arguments = [DeclareLaunchArgument(name, default_value="", description=f"{text}; empty: as in params_file")
                  for name, text in PARAMETER_ARGUMENTS.items()]
     arguments += [
+        DeclareLaunchArgument("namespace", default_value="", description="ROS namespace of the node: its topics "
+                              "and services (~/reward, ~/reset, ...) move under it, e.g. /robot1"),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameters (YAML)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
         DeclareLaunchArgument("log_level", default_value="info", description="debug | info | warn | error"),

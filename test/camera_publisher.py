@@ -15,6 +15,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -45,10 +46,10 @@ def bad_message(mode: str, frame: np.ndarray):
     return msg
 
 
-def set_stamp(msg, node, mode: str | None = None, zero: bool = False) -> None:
+def set_stamp(msg, node, mode: str | None = None, zero: bool = False, offset: float = 0.0) -> None:
     if zero:
         return  # a default header's stamp is 0.0
-    msg.header.stamp = node.get_clock().now().to_msg()
+    msg.header.stamp = (node.get_clock().now() + Duration(nanoseconds=int(offset * 1e9))).to_msg()
     if mode == "bad_stamp":
         msg.header.stamp.nanosec = 1_500_000_000  # not a time
 
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--reliable", action="store_true")
     parser.add_argument("--bad", nargs="*", default=[])
     parser.add_argument("--zero-stamps", action="store_true")
+    parser.add_argument("--stamp-offset", type=float, default=0.0, help="seconds added to every stamp")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -85,7 +87,7 @@ def main() -> None:
             msg = CompressedImage(format="jpeg", data=array.array("B", data.tobytes()))
         else:
             msg = image_message(frame, args.encoding)
-        set_stamp(msg, node, zero=args.zero_stamps)
+        set_stamp(msg, node, zero=args.zero_stamps, offset=args.stamp_offset)
         msg.header.frame_id = "camera"
         publisher.publish(msg)
         if count % round(args.rate) == 0:

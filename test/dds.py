@@ -79,7 +79,8 @@ def start_camera(workdir: Path, name: str = "camera", **options) -> Process:
 class Listener:
     """Subscribes to the node's outputs in this process; a background thread spins it."""
 
-    def __init__(self, namespace: str = "/topreward"):
+    def __init__(self, node: str = "/topreward"):
+        """``node``: the reward node's fully qualified name; its outputs are ``node``/reward etc."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -88,9 +89,10 @@ class Listener:
         self.node = rclpy.create_node(f"test_listener_{os.getpid()}_{id(self)}")
         self.lock = threading.Lock()
         self.updates, self.rewards, self.successes, self.diagnostics = [], [], [], []
-        self.node.create_subscription(String, f"{namespace}/update", self._on_update, 100)
-        self.node.create_subscription(Float32, f"{namespace}/reward", lambda m: self._add(self.rewards, m.data), 100)
-        self.node.create_subscription(Bool, f"{namespace}/success", lambda m: self._add(self.successes, m.data), 100)
+        self.status_name = f"{node.lstrip('/')}: reward"
+        self.node.create_subscription(String, f"{node}/update", self._on_update, 100)
+        self.node.create_subscription(Float32, f"{node}/reward", lambda m: self._add(self.rewards, m.data), 100)
+        self.node.create_subscription(Bool, f"{node}/success", lambda m: self._add(self.successes, m.data), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
@@ -106,7 +108,7 @@ class Listener:
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
-            if status.name.startswith("topreward"):
+            if status.name == self.status_name:
                 level = status.level[0] if isinstance(status.level, bytes) else status.level  # a byte field
                 self._add(self.diagnostics, (level, status.message, {kv.key: kv.value for kv in status.values}))
 

@@ -22,9 +22,11 @@ def test_launch_arguments_are_the_documented_ones():
     assert set(declared) == {"model", "quantization", "task", "image_topics", "transport", "sample_fps",
                              "namespace", "params_file", "use_sim_time", "log_level"}
     names = {p.name for p in PARAMETERS}
-    for name in set(declared) - {"params_file", "log_level", "use_sim_time"}:
+    for name in set(declared) - {"params_file", "log_level", "use_sim_time", "namespace"}:
         assert name in names, f"launch argument {name} maps to no node parameter"
     assert all(arg.description for arg in declared.values())
+    # `ros2 launch --show-args` prints each argument's default itself: the descriptions do not repeat it.
+    assert not any("default" in arg.description for arg in declared.values())
 
 
 def test_node_action_matches_setup_and_config():
@@ -39,18 +41,19 @@ def test_node_action_matches_setup_and_config():
     assert '"config/*.yaml"' in setup
     assert overrides == {"use_sim_time": False}  # no argument given: everything from the params file
     assert node["arguments"] == ["--ros-args", "--log-level", "info"]
-    assert not node.get("remappings")  # outputs stay where consumers look: <namespace>/reward
+    assert not node.get("remappings") and not node["namespace"]  # outputs stay where consumers look: /topreward/reward
 
 
 def test_given_arguments_override_parameters_with_their_types():
     _, nodes = launch_standins.launch({
         "model": "/models/qwen", "quantization": "none", "task": "yes", "sample_fps": "5",
         "image_topics": "[/left/image_raw, /right/image_raw]", "transport": "compressed",
-        "namespace": "/robot1/reward", "use_sim_time": "true", "log_level": "debug"})
+        "namespace": "/robot1", "use_sim_time": "true", "log_level": "debug"})
     overrides = nodes[0].kwargs["parameters"][1]
     assert overrides == {"model": "/models/qwen", "quantization": "none", "task": "yes", "sample_fps": 5.0,
                          "image_topics": ["/left/image_raw", "/right/image_raw"], "transport": ["compressed"],
-                         "namespace": "/robot1/reward", "use_sim_time": True}
+                         "use_sim_time": True}
+    assert nodes[0].kwargs["namespace"] == "/robot1"
     assert nodes[0].kwargs["arguments"][-1] == "debug"
     with pytest.raises(ValueError, match="not a launch argument"):
         launch_standins.launch({"modle": "typo"})

@@ -82,7 +82,6 @@ PARAMETERS = (
           float_range=(-1000.0, 1000.0)),
     Param("success_consecutive", DEFAULT_SUCCESS_CONSECUTIVE, "Updates in a row at or above the threshold before success latches.",
           structural=False, int_range=(1, 1000, 1)),
-    Param("namespace", "/topreward", "Namespace of the output topics (reward, progress, success, update)."),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.1, 60.0)),
     Param("autostart", True, "Configure and activate on start-up (false: drive the lifecycle yourself)."),
 )

@@ -7,9 +7,10 @@ recorded types; /clock (rosgraph_msgs/Clock) carries each message's log time. Wi
 (a std_msgs/String marker's task is set through the node's `task` parameter, then ~/reset
 is called). The node's updates go to a CSV (and optionally a bag).
 
-Before playing, the bag is read offline with topreward-eval-bag's reader at the node's sample
-rate: the frames the node should score. The replay exits with status 1 (after writing the CSV)
-when the node's updates cover fewer frames than that.
+While playing, the frames the node should score are counted by the node's own sampling rules
+(without decoding); before each marker's reset the replay waits until the node's updates cover
+them (a reset discards frames not yet scored), and it exits with status 1 (after writing the
+CSV) when the updates cover fewer frames than were played for scoring.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag, read_episodes
+from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
+from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, EpisodeStream
 
 PROG = "topreward-replay"
 CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "stride",
@@ -76,7 +78,7 @@ def message_class(msgtype: str):
 
 
 class Replayer:
-    def __init__(self, node, node_name: str, output_ns: str, record_bag: Path | None):
+    def __init__(self, node, node_name: str, record_bag: Path | None):
         self.node = node
         self.lock = threading.Lock()
         self.updates: list[dict] = []
@@ -85,10 +87,10 @@ class Replayer:
         self.record_bag = record_bag
         self.node_name = node_name.rstrip("/")
         for name, msgtype in RECORDED.items():
-            node.create_subscription(message_class(msgtype), f"{output_ns.rstrip('/')}/{name}",
+            node.create_subscription(message_class(msgtype), f"{self.node_name}/{name}",
                                      lambda data, name=name, msgtype=msgtype: self._on_output(name, msgtype, data),
                                      100, raw=True)
-        self.update_topic = f"{output_ns.rstrip('/')}/update"
+        self.update_topic = f"{self.node_name}/update"
 
     def _on_output(self, name: str, msgtype: str, data: bytes) -> None:
         with self.lock:
@@ -97,6 +99,15 @@ class Replayer:
                 self.updates.append(json.loads(deserialize_message(data, String).data))
             if self.record_bag:
                 self.record.append((name, msgtype, time.time_ns(), data))
+
+    def wait_covered(self, frames: int, timeout: float) -> None:
+        """Wait until the node's updates cover ``frames`` sampled frames (or ``timeout`` s pass)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if frames_covered(self.updates) >= frames:
+                    return
+            time.sleep(0.01)
 
     def call(self, service_type, name: str, request):
         return call_service(self.node, service_type, f"{self.node_name}/{name}", request)
@@ -141,22 +152,39 @@ def topics_to_play(args) -> tuple[list[str], list[str]]:
     played_images = [t for t in chosen if types[t] in (IMAGE, COMPRESSED)]
     # The node's cameras: as given, else the played image topics it subscribes to (--wait-for), else all of them.
     image_topics = args.image_topics or [t for t in played_images if t in args.wait_for] or played_images
+    for topic in image_topics:
+        if topic not in types:
+            raise TopRewardError(f"topic {topic} is not in {args.bag}; it has: {', '.join(sorted(types))}")
+        if types[topic] not in (IMAGE, COMPRESSED):
+            raise TopRewardError(f"topic {topic} has type {types[topic]}; expected {IMAGE} or {COMPRESSED}")
     if not image_topics:
         raise TopRewardError(f"none of the played topics ({', '.join(chosen)}) is an image topic; "
                              "name the node's cameras with --image-topics")
     return chosen, image_topics
 
 
-def expected_frames(args, image_topics: list[str]) -> int:
-    """The frames the node samples from the played bag (all loops), read as topreward-eval-bag reads them."""
-    split = "marker" if args.marker_topic else "bag"
-    bag = read_episodes(args.bag, image_topics, args.sample_fps, split=split, marker_topic=args.marker_topic)
-    return args.loop * sum(len(episode.frames) for episode in bag.episodes)
+class SampledFrames:
+    """Counts the frames the node samples from what is played, by the node's own rules (stamps, header
+    checks, camera pairing, sampling, restarts), without decoding a pixel."""
+
+    def __init__(self, image_topics: list[str], sample_fps: float):
+        self.camera_of = {topic: i for i, topic in enumerate(image_topics)}
+        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps)
+        self.count = 0
+
+    def add(self, topic: str, msg, log_time_ns: int) -> None:
+        if topic not in self.camera_of:
+            return
+        try:
+            stamp, _ = header_stamp(msg, log_time_ns * 1e-9)  # the node's clock is /clock, the log time
+            check_message(msg)
+        except ImageConversionError:
+            return
+        self.count += len(self.stream.add(self.camera_of[topic], stamp, msg).sampled)
 
 
 def play(args) -> int:
     chosen, image_topics = topics_to_play(args)
-    expected = expected_frames(args, image_topics)
     reader = open_bag(args.bag)
     rclpy.init()
     node = rclpy.create_node("topreward_replay")
@@ -166,7 +194,7 @@ def play(args) -> int:
     spinner.start()
     try:
         with reader:
-            return _play(args, reader, node, chosen, expected)
+            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps))
     finally:
         executor.shutdown()
         spinner.join()
@@ -174,12 +202,12 @@ def play(args) -> int:
         rclpy.try_shutdown()
 
 
-def _play(args, reader, node, chosen: list[str], expected: int) -> int:
+def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
     topics = {c.topic: c for c in reader.connections}
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
     publishers = {t: node.create_publisher(message_class(topics[t].msgtype), t, reliable) for t in chosen}
     clock = node.create_publisher(Clock, "/clock", 10)
-    replayer = Replayer(node, args.node, args.output_ns, Path(args.record_bag) if args.record_bag else None)
+    replayer = Replayer(node, args.node, Path(args.record_bag) if args.record_bag else None)
 
     deadline = time.monotonic() + DISCOVERY_TIMEOUT
     while time.monotonic() < deadline and not (
@@ -202,15 +230,20 @@ def _play(args, reader, node, chosen: list[str], expected: int) -> int:
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=timestamp).to_msg()))
             if connection.topic == args.marker_topic:
                 task = reader.deserialize(rawdata, STRING).data if connection.msgtype == STRING else None
+                # A reset discards the frames the node has not scored yet: let a slow model finish first.
+                replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)
+                sampled.stream.reset()
                 replayer.restart_episode(task)
                 continue
+            if connection.topic in sampled.camera_of:
+                sampled.add(connection.topic, reader.deserialize(rawdata, connection.msgtype), timestamp)
             publishers[connection.topic].publish(bytes(rawdata))
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < args.drain:
         with replayer.lock:
             quiet_since = max(quiet_since, replayer.last_update)
         time.sleep(0.05)
-    return write_outputs(args, replayer, expected)
+    return write_outputs(args, replayer, sampled.count)
 
 
 def write_outputs(args, replayer: Replayer, expected: int) -> int:
@@ -252,7 +285,7 @@ def write_bag(args, path: Path, record: list) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
         with Writer(staging / path.name, version=9) as bag:
-            connections = {name: bag.add_connection(f"{args.output_ns.rstrip('/')}/{name}", msgtype,
+            connections = {name: bag.add_connection(f"{args.node.rstrip('/')}/{name}", msgtype,
                                                     typestore=typestore) for name, msgtype in RECORDED.items()}
             for name, _, stamp, data in record:
                 bag.write(connections[name], stamp, data)
@@ -280,7 +313,6 @@ def main(argv=None) -> int:
     parser.add_argument("--loop", type=int, default=1, help="times to play the bag (default 1)")
     parser.add_argument("--marker-topic", help="episode marker topic: restart the node's episode at each marker")
     parser.add_argument("--node", default="/topreward", help="the reward node's name (default /topreward)")
-    parser.add_argument("--output-ns", default="/topreward", help="the node's output namespace (default /topreward)")
     parser.add_argument("--output", default="out/replay.csv", help="CSV of the node's updates (replaced if it exists)")
     parser.add_argument("--record-bag", help="also record reward/success/update to this new bag directory")
     parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],

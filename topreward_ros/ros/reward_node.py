@@ -25,11 +25,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.exceptions import InvalidNamespaceException, InvalidTopicNameException, ParameterException
+from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.validate_namespace import validate_namespace
 from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
@@ -122,7 +121,7 @@ class RewardNode(LifecycleNode):
             engine = StreamingEngine(self._reward_model, scoring, max_frames=p("max_frames"))
             rewards = RewardStream(engine, p("reward_type"), p("success_threshold"), p("success_consecutive"))
             task = rewards.check_task(self._pending_task) if self._pending_task else ""
-            outputs = self._create_outputs(p("namespace"))
+            outputs = self._create_outputs()
         except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
             self._release_model()
             return self._fail("configure", exc)
@@ -140,14 +139,11 @@ class RewardNode(LifecycleNode):
         self.get_logger().info(f"configured: {self._reward_model.describe()}, cameras {topics}")
         return TransitionCallbackReturn.SUCCESS
 
-    def _create_outputs(self, namespace: str) -> dict:
-        namespace = namespace.rstrip("/") or ""
-        try:
-            validate_namespace(namespace or "/")
-        except InvalidNamespaceException as exc:
-            raise ConfigError(f"namespace {namespace!r} is not a valid ROS namespace: {exc}") from exc
+    def _create_outputs(self) -> dict:
+        """Outputs relative to the node (~/reward, ...): /topreward/reward by default, and a launch
+        namespace (or __ns remapping) moves them with the node's services."""
         kinds = {"reward": Float32, "progress": Float32, "success": Bool, "update": String}
-        return {name: self.create_lifecycle_publisher(kind, f"{namespace}/{name}", 10) for name, kind in kinds.items()}
+        return {name: self.create_lifecycle_publisher(kind, f"~/{name}", 10) for name, kind in kinds.items()}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
