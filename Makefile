@@ -33,8 +33,8 @@ test: install
 demo: install
 	$(BIN)/topreward-make-test-model $(OUT)/tiny-model
 	$(BIN)/topreward-make-sample-video $(OUT)/sample.mp4
-	$(BIN)/topreward-eval-video $(OUT)/sample.mp4 --task "put the red block in the bowl" \
-		--model $(OUT)/tiny-model --output $(OUT)/demo-report
+	$(BIN)/topreward-demo $(OUT)/sample.mp4 --task "put the red block in the bowl" \
+		--model $(OUT)/tiny-model --output $(OUT)/demo
 	@echo "NOTE: the tiny test model has random weights, so these scores are meaningless."
 	@echo "      For real rewards pass --model Qwen/Qwen3-VL-2B-Instruct (or a local copy of it)."
 

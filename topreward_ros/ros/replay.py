@@ -44,6 +44,7 @@ from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
 from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, EpisodeStream
+from .update_listener import frames_covered
 
 PROG = "topreward-replay"
 CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "stride",
@@ -121,11 +122,6 @@ class Replayer:
             if not result.results[0].successful:
                 raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
         self.call(Trigger, "reset", Trigger.Request())
-
-
-def frames_covered(updates: list[dict]) -> int:
-    """Sampled frames the node's updates cover (an update merging several frames says how many in ``added``)."""
-    return sum(int(update.get("added", 1)) for update in updates)
 
 
 def coverage_error(updates: list[dict], expected: int) -> str | None:

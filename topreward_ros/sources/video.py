@@ -17,11 +17,11 @@ class VideoError(TopRewardError, ValueError):
     """A video or image folder that cannot be read."""
 
 
-def read_episode(path: str | Path, fps: float) -> tuple[list[np.ndarray], list[float]]:
+def read_episode(path: str | Path, fps: float | None) -> tuple[list[np.ndarray], list[float]]:
     """RGB frames and their times (seconds from the first frame).
 
-    A video is sampled at ``fps`` from its own frame times; every image of a folder (in
-    name order) is one frame, ``1/fps`` seconds apart.
+    A video is sampled at ``fps`` from its own frame times (``None``: every frame); every image
+    of a folder (in name order) is one frame, ``1/fps`` seconds apart.
     """
     path = Path(path)
     if not path.exists():
@@ -40,7 +40,7 @@ def _read_video(path: Path, fps: float) -> tuple[list[np.ndarray], list[float]]:
     if not source_fps or source_fps <= 0 or not np.isfinite(source_fps):
         capture.release()
         raise VideoError(f"{path}: video has no frame rate")
-    sampler = FrameSampler(fps)
+    sampler = FrameSampler(fps) if fps is not None else None
     frames, times = [], []
     index = 0
     try:
@@ -48,7 +48,7 @@ def _read_video(path: Path, fps: float) -> tuple[list[np.ndarray], list[float]]:
             ok, frame = capture.read()
             if not ok:
                 break
-            t = sampler.offer(index / source_fps)
+            t = index / source_fps if sampler is None else sampler.offer(index / source_fps)
             if t is not None:
                 frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
                 times.append(t)
@@ -59,7 +59,7 @@ def _read_video(path: Path, fps: float) -> tuple[list[np.ndarray], list[float]]:
 
 
 def _read_folder(path: Path, fps: float) -> tuple[list[np.ndarray], list[float]]:
-    if not fps > 0:
+    if fps is None or not fps > 0:
         raise VideoError(f"fps must be positive, got {fps}")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     frames = []

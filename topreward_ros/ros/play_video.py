@@ -1,0 +1,77 @@
+"""topreward-play-video VIDEO: a camera process playing a video file over DDS as sensor_msgs/Image.
+
+Frames go out in real time (``--rate`` to speed up) as rgb8 images; each header stamp is the
+start time plus the frame's time in the video, so the reward node samples exactly the frames
+the offline tools read from the same file. Waits for a subscriber before the first frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import math
+import sys
+import time
+
+import rclpy
+from rclpy.duration import Duration
+from sensor_msgs.msg import Image
+
+from ..errors import TopRewardError
+from ..sources.video import read_episode
+
+PROG = "topreward-play-video"
+SUBSCRIBER_TIMEOUT = 60.0
+
+
+def image(frame, stamp) -> Image:
+    msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8", is_bigendian=0,
+                step=frame.shape[1] * 3, data=array.array("B", frame.tobytes()))
+    msg.header.stamp = stamp.to_msg()
+    msg.header.frame_id = "camera"
+    return msg
+
+
+def play(args) -> int:
+    frames, times = read_episode(args.video, None)
+    rclpy.init()
+    node = rclpy.create_node("topreward_play_video")
+    try:
+        publisher = node.create_publisher(Image, args.topic, 10)
+        deadline = time.monotonic() + SUBSCRIBER_TIMEOUT
+        while publisher.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                raise TopRewardError(f"nothing subscribed to {args.topic} within {SUBSCRIBER_TIMEOUT:.0f} s")
+            time.sleep(0.05)
+        time.sleep(args.settle)
+        start_stamp, start_wall = node.get_clock().now(), time.monotonic()
+        for frame, t in zip(frames, times):
+            time.sleep(max(0.0, start_wall + t / args.rate - time.monotonic()))
+            publisher.publish(image(frame, start_stamp + Duration(nanoseconds=round(t * 1e9))))
+        print(f"played {len(frames)} frames ({times[-1]:.1f} s) of {args.video} on {args.topic}")
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file (mp4, avi, ...)")
+    parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1)")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds between discovery and the first frame")
+    args = parser.parse_args(argv)
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        parser.error("--rate must be a positive finite number")
+    try:
+        return play(args)
+    except TopRewardError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

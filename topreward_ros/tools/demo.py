@@ -1,0 +1,146 @@
+"""topreward-demo VIDEO --task "...": the package's main job on one machine, live and offline.
+
+Starts the reward node (its own process), a camera process playing VIDEO over DDS
+(topreward-play-video), and prints each reward update as it arrives; then writes the live
+reward curve (live_reward.png), scores the same clip offline through the same reward stream
+(offline/curve.{json,csv,png}) and says whether live and offline agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import rclpy  # noqa: E402
+
+from ..errors import TopRewardError  # noqa: E402
+from ..evaluation.bag_eval import run_episode  # noqa: E402
+from ..evaluation.curve import CurveReport  # noqa: E402
+from ..evaluation.report import write_report  # noqa: E402
+from ..method.engine import StreamingEngine  # noqa: E402
+from ..method.model import load_reward_model  # noqa: E402
+from ..ros.update_listener import UpdateListener  # noqa: E402
+from ..sources.video import read_episode  # noqa: E402
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS  # noqa: E402
+from ..stream.reward_stream import RewardStream  # noqa: E402
+from .common import add_model_arguments, add_scoring_arguments, model_config, positive_float, run, scoring_config  # noqa: E402,E501
+
+PROG = "topreward-demo"
+TOPIC = "/topreward_demo/camera/image_raw"
+AGREEMENT = 1e-4
+STARTUP_TIMEOUT = 120.0
+
+
+def node_command(args) -> list[str]:
+    """reward_node with the demo's settings (the scoring options map to the node's parameters)."""
+    width, height = args.resolution.lower().split("x")
+    params = {"model": args.model, "quantization": args.quantization, "dtype": args.dtype, "device": args.device,
+              "task": args.task, "image_topics": f"[{TOPIC}]", "sample_fps": args.sample_fps,
+              "ensemble_size": args.ensemble, "contrastive": str(args.contrastive).lower(),
+              "bare_prompt": str(args.bare).lower(), "resolution_width": width, "resolution_height": height}
+    if args.prompts_file:
+        params["prompts_file"] = args.prompts_file
+    argv = [str(Path(sys.executable).parent / "reward_node"), "--ros-args"]
+    for name, value in params.items():
+        argv += ["-p", f"{name}:={value}"]
+    return argv
+
+
+def print_update(update: dict) -> None:
+    merged = f" ({update['added']} frames)" if update.get("added", 1) > 1 else ""
+    print(f"  live  t={update['time']:5.2f} s  frames={update['frames']:3d}{merged}  reward={update['reward']:9.4f}  "
+          f"progress={update['progress']:.3f}  success={update['success']}", flush=True)
+
+
+def plot(live: list[dict], offline_times, offline_scores, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(offline_times, offline_scores, "s", color="lightgray", markersize=9, label="offline (same clip)")
+    ax.plot([u["time"] for u in live], [u["score"] for u in live], "o-", label="live from the node")
+    ax.set_xlabel("time in the episode (s)")
+    ax.set_ylabel("reward: log P(True)")
+    ax.set_title("TOPReward, live over DDS vs offline")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def live_run(args, output: Path, expected_frames: int) -> list[dict]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rclpy.init()
+    listener = UpdateListener(on_update=print_update)
+    node = subprocess.Popen(node_command(args), stdout=(output / "node.log").open("w"), stderr=subprocess.STDOUT,
+                            env=env)
+    camera = None
+    try:
+        print(f"{PROG}: starting the reward node (log: {output / 'node.log'}) and a camera playing {args.video} ...",
+              flush=True)
+        camera = subprocess.Popen([str(Path(sys.executable).parent / "topreward-play-video"), args.video,
+                                   "--topic", TOPIC], env=env)
+        if camera.wait(STARTUP_TIMEOUT + 600) != 0:
+            raise TopRewardError(f"the camera process failed; see {output / 'node.log'}")
+        if not listener.wait(lambda: listener.frames_covered() >= expected_frames, STARTUP_TIMEOUT):
+            raise TopRewardError(f"the node scored {listener.frames_covered()} of {expected_frames} frames; "
+                                 f"see {output / 'node.log'}")
+        with listener.lock:
+            return list(listener.updates)
+    finally:
+        for process in (camera, node):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(30)
+        listener.close()
+        rclpy.try_shutdown()
+
+
+def body(argv) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file (mp4, avi, ...)")
+    parser.add_argument("--task", required=True, help="the instruction the robot is given")
+    parser.add_argument("--sample-fps", type=positive_float, default=DEFAULT_SAMPLE_FPS,
+                        help="the node's sample_fps (default %(default)s)")
+    parser.add_argument("--output", default="out/demo", help="folder for the plot, logs and offline report")
+    add_model_arguments(parser)
+    add_scoring_arguments(parser)
+    args = parser.parse_args(argv)
+    config = scoring_config(args)
+    frames, times = read_episode(args.video, args.sample_fps)  # the frames the node will sample
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+
+    live = live_run(args, output, len(frames))
+    plot_path = output / "live_reward.png"
+
+    print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {args.sample_fps:g} fps) ...", flush=True)
+    rewards = RewardStream(StreamingEngine(load_reward_model(model_config(args)), config))
+    curve = run_episode(rewards, frames, times, args.task)
+    static = run_episode(rewards, [frames[0]] * len(frames), times, args.task)
+    write_report(CurveReport(curve=curve, static=static), {"video": args.video, "task": args.task},
+                 output / "offline")
+    plot(live, curve.times, curve.values, plot_path)
+
+    offline_at = {u.frames: u.score for u in curve.updates}
+    differences = [abs(u["score"] - offline_at[u["frames"]]) for u in live]
+    worst = max(differences)
+    covered = sum(u.get("added", 1) for u in live)
+    agree = worst <= AGREEMENT and covered == len(frames)
+    print(f"{PROG}: live: {len(live)} updates covering {covered} frames; offline: {len(frames)} frames")
+    print(f"{PROG}: live and offline {'agree' if agree else 'DISAGREE'}: largest score difference {worst:.2e} "
+          f"(tolerance {AGREEMENT:g})")
+    print(f"{PROG}: wrote {plot_path} and {output / 'offline'}/curve.{{json,csv,png}}")
+    return 0 if agree else 1
+
+
+def main(argv=None) -> int:
+    return run(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
