@@ -151,3 +151,49 @@ def test_bad_bags_give_a_clear_error(case, message, tmp_path, sample_bags, tiny_
 def test_make_sample_bag_refuses_to_overwrite(sample_bags):
     result = run_tool("topreward-make-sample-bag", str(sample_bags["mcap"]))
     assert result.returncode == 2 and "exists already" in result.stderr
+
+
+def test_offline_stamp_rules_match_the_node(tmp_path):
+    """Zero stamps fall back to the log time, nanosec out of range is a bad message, and a jump beyond the
+    stamp gap starts a new episode: the model never sees a time the episode did not last."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    path = tmp_path / "stamps"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        log_times = [500.0, 500.5, 501.0, 501.5, 530.0, 530.5]   # a 28.5 s gap after the fourth frame
+        for i, log_time in enumerate(log_times):
+            frame = render_scene(i / 5, 32, 32)
+            msg = Image(height=32, width=32, encoding="rgb8", step=96, data=array.array("B", frame.tobytes()))
+            if i == 1:
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 500, 1_500_000_000   # not a time
+            writer.write(connection, int(log_time * 1e9), serialize_message(msg))  # other stamps: zero
+    read = read_episodes(path, ["/cam"], sample_fps=2.0, max_gap=10.0)
+    assert read.bad_messages == 1
+    assert len(read.episodes) == 2
+    assert read.episodes[0].stamps == pytest.approx([500.0, 501.0, 501.5], abs=1e-6)
+    assert read.episodes[1].stamps == pytest.approx([530.0, 530.5], abs=1e-6)
+    assert read.episodes[0].times == pytest.approx([0.0, 1.0, 1.5], abs=1e-6)
+    assert read.episodes[1].times == pytest.approx([0.0, 0.5], abs=1e-6)
+
+
+def test_a_failing_episode_is_reported_and_the_others_written(tmp_path, reward_model):
+    """One episode that cannot be scored (its frames have another size than the engine accepts) is
+    recorded with its error; the others are scored."""
+    from topreward_ros.evaluation.bag_eval import evaluate_episodes, summarize
+    from topreward_ros.method.scoring import ScoringConfig
+    from topreward_ros.sources.bags import BagEpisodes, Episode
+
+    good = [render_scene(i / 3, 64, 64) for i in range(4)]
+    broken = [np.zeros((64, 64, 4), np.uint8)] * 2  # not RGB: the engine refuses it
+    episodes = [Episode(0, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5]),
+                Episode(1, None, broken, [0.0, 0.5], [0.0, 0.5]),
+                Episode(2, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5])]
+    results = evaluate_episodes(reward_model, ScoringConfig(resolution=(64, 64)), BagEpisodes(episodes, 0, 8),
+                                ["open the drawer"] * 3, max_frames=8, show_progress=False)
+    assert [r.failed for r in results] == [False, True, False]
+    assert "expected an HxWx3 uint8 RGB frame" in results[1].error
+    summary = summarize(results)
+    assert summary["episodes"] == 2 and [row["episode"] for row in summary["failed_episodes"]] == [1]
+    assert results[0].report.curve.values == results[2].report.curve.values
