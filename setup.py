@@ -30,6 +30,7 @@ setup(
             "topreward-make-sample-bag = topreward_ros.tools.make_sample_bag:main",
             "topreward-replay = topreward_ros.ros.replay:main",
             "topreward-calibrate = topreward_ros.tools.calibrate:main",
+            "topreward-annotate = topreward_ros.tools.annotate:main",
             "topreward-demo = topreward_ros.tools.demo:main",
             "topreward-play-video = topreward_ros.ros.play_video:main",
             "reward_node = topreward_ros.ros.node_main:main",

@@ -65,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--retry-failed", action="store_true", help="score again the episodes a previous run "
                        "recorded as failed")
     group.add_argument("--max-attempts", type=int_between(1, 10), default=DEFAULT_MAX_ATTEMPTS,
-                       help="runs of an episode whose worker dies before it is recorded as failed (default %(default)s)")
+                       help="runs of an episode whose worker dies before it is recorded as failed "
+                            "(default %(default)s)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = p.add_argument_group("Ray cluster (default: this process only)")
     ray.add_argument("--ray-address", metavar="ADDRESS",
@@ -134,18 +135,17 @@ def body(argv) -> int:
         pool.close()
     summary = result.summary
     for failure in summary["failures"][:FAILURES_PRINTED]:
-        print(f"{PROG}: {failure['source']}/{failure['item']} episode {failure['episode']} failed: {failure['error']}",
-              file=sys.stderr)
+        where = failure["source"] if failure["item"] == "." else f"{failure['source']}/{failure['item']}"
+        print(f"{PROG}: {where} episode {failure['episode']} failed: {failure['error']}", file=sys.stderr)
     if summary["failed"] > FAILURES_PRINTED:
         print(f"{PROG}: ... and {summary['failed'] - FAILURES_PRINTED} more failures (summary.md)", file=sys.stderr)
     for entry in summary["progress_files"]:
         if not entry["path"]:
             print(f"{PROG}: no progress file for {entry['dataset']}: {entry['skipped']}", file=sys.stderr)
-    voc = summary["voc"]["mean"]
-    static = summary["static_voc"]["mean"]
+    voc, static = summary["voc"]["mean"], summary["static_voc"]["mean"]
     print(f"{summary['episodes']} episodes: {summary['scored']} scored, {summary['failed']} failed; VOC mean "
-          f"{format_voc(math.nan if voc is None else voc)}, static VOC mean "
-          f"{format_voc(math.nan if static is None else static)}; tables in {result.output}")
+          f"{'n/a' if voc is None else format_voc(voc)}, static VOC mean "
+          f"{'n/a' if static is None else format_voc(static)}; tables in {result.output}")
     return 1 if summary["failed"] else 0
 
 
