@@ -6,6 +6,8 @@ import random
 import signal
 import struct
 import subprocess
+import time
+from pathlib import Path
 import zlib
 
 import psutil
@@ -21,6 +23,8 @@ from dds import Listener, start_camera, start_node
 from test_reward_node import TASK, assert_frames_are_the_episode, change_state, edited_config, wait_for_diagnostics
 from topreward_ros.method.prompts import MAX_TASK_CHARS
 from topreward_ros.synthetic.scene import render_scene
+
+pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
 
 RSS_SLACK_MB = 200
 
@@ -247,6 +251,16 @@ def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_di
         node.destroy_node()
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (the SigCgt mask in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def test_signals_at_random_moments_exit_zero_without_traceback(tmp_path, tiny_model_dir):
     rng = random.Random(20261203)
     camera = start_camera(tmp_path, rate=15, seconds=600, size="320x240")
@@ -255,10 +269,15 @@ def test_signals_at_random_moments_exit_zero_without_traceback(tmp_path, tiny_mo
             workdir = tmp_path / f"run{run}"
             workdir.mkdir()
             node = start_node(workdir, model=tiny_model_dir, quantization="none", task=TASK)
-            # The moment is the point of the test: imports, model loading, configure, activate, scoring.
-            # (Half a second in: a signal during Python's own interpreter start-up, before any code of
-            # this package runs, is the interpreter's to handle.)
-            delay = rng.uniform(0.5, 6.0)
+            # The node's life starts when its entry point installs its signal handlers (seen in
+            # /proc: SIGTERM becomes caught); before that, Python's own start-up (site imports) runs
+            # no code of this package. From there the moment is random: imports, model loading,
+            # configure, activate, scoring, publishing.
+            listener_deadline = time.monotonic() + 60
+            while not catches_sigterm(node.popen.pid) and node.popen.poll() is None:
+                assert time.monotonic() < listener_deadline, "the node never started"
+                time.sleep(0.01)
+            delay = rng.uniform(0.0, 6.0)
             try:
                 node.popen.wait(delay)
             except subprocess.TimeoutExpired:  # still running, as it should be
