@@ -738,7 +738,6 @@ def _write_progress(output: Path, dataset: Dataset, frames, rows: list[dict], ra
     linearly (LeRobot's own TOPReward port). Not written when an episode of the dataset failed."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     name = dataset.label.replace("/", "__")
     path = output / PROGRESS_DIR / f"{name}.parquet"

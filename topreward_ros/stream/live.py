@@ -120,8 +120,8 @@ class LiveEpisode:
             if not self._open:
                 return None
             episode, task, _ = self._pending[0]
-            count = next((i for i, (e, t, _) in enumerate(self._pending) if (e, t) != (episode, task)),
-                         len(self._pending))
+            # a task change starts a new episode, so the episode id alone separates batches
+            count = next((i for i, (e, _, _) in enumerate(self._pending) if e != episode), len(self._pending))
             frames = [sampled for _, _, sampled in self._pending[:count]]
             del self._pending[:count]
             return Batch(episode, task, frames)

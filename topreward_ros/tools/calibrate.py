@@ -25,9 +25,9 @@ from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
 from ..sources.bags import open_bag, read_episodes
 from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
-from ..evaluation.report import write_text_atomic
+from ..evaluation.report import check_output_file, write_text_atomic
 from ..method.model import load_reward_model
-from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, output_file, run,
+from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, run,
                      scoring_config)
 from .eval_bag import add_bag_arguments, stamp_gap
 
@@ -105,7 +105,7 @@ def body(argv) -> int:
     add_scoring_arguments(parser)
     args = parser.parse_args(argv)
     config = scoring_config(args)
-    output = output_file(args.output)
+    output = check_output_file(args.output)
     default_task, entries = read_labels(Path(args.labels))
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
         open_bag(bag_path)  # every listed bag exists and has its metadata, before the model loads

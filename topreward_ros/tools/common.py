@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 import sys
-from pathlib import Path
 
 from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
-from ..evaluation.report import check_output_file, check_report_folder
 from ..errors import TopRewardError
 from ..method.frames import DEFAULT_RESOLUTION, parse_resolution
 from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS, ModelConfig
@@ -51,17 +48,6 @@ def _number(text: str, kind):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
-
-
-def output_folder(path: str, report_files: re.Pattern, prog: str) -> Path:
-    """A report folder, checked before any work: new, empty, or a previous report of the same tool (never a
-    file, never a folder holding other files). The report is then written with evaluation.report.staged_report."""
-    return check_report_folder(path, report_files, prog)
-
-
-def output_file(path: str) -> Path:
-    """A file to write after the work (never an existing folder), checked before any work."""
-    return check_output_file(path)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,9 +23,9 @@ from ..method.engine import DEFAULT_MAX_FRAMES
 from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
-from ..evaluation.report import json_safe, staged_report, write_report, write_text_atomic
+from ..evaluation.report import check_report_folder, json_safe, staged_report, write_report, write_text_atomic
 from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, non_negative_float,
-                     output_folder, positive_float, run, scoring_config, settings_of)
+                     positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-bag"
 REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")  # what the report folder holds
@@ -114,7 +114,7 @@ def body(argv) -> int:
     add_scoring_arguments(parser)
     args = parser.parse_args(argv)
     config = scoring_config(args)
-    output = output_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
+    output = check_report_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
     bag, tasks = load_bag_episodes(args)
     reward_model = load_reward_model(model_config(args))
     results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)

@@ -16,10 +16,10 @@ from ..evaluation.curve import evaluate_video
 from ..errors import TopRewardError
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
-from ..evaluation.report import staged_report, summary_dict, write_report
+from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
 from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
-from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, output_folder,
+from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config,
                      positive_float, run, scoring_config, settings_of)
 
 PROG = "topreward-eval-video"
@@ -46,7 +46,7 @@ def body(argv) -> int:
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
     config = scoring_config(args)
-    output = output_folder(args.output or f"out/eval-{Path(args.video).stem}", REPORT_FILES, PROG)
+    output = check_report_folder(args.output or f"out/eval-{Path(args.video).stem}", REPORT_FILES, PROG)
     frames, times = read_episode(args.video, args.fps)
     reward_model = load_reward_model(model_config(args))
     report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
