@@ -1,6 +1,7 @@
 """Shared fixtures: one tiny random Qwen3-VL checkpoint per test session, built offline."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -42,3 +43,11 @@ def ros():
     rclpy.init()
     yield rclpy
     rclpy.try_shutdown()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test():
+    yield
+    dds = sys.modules.get("dds")
+    if dds is not None:
+        dds.Process.stop_all()

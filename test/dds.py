@@ -33,11 +33,14 @@ def ros_environment() -> dict:
 class Process:
     """A child process with its output in a file (read back with .output())."""
 
+    started: list[Process] = []  # stopped after each test (conftest), whatever the test did
+
     def __init__(self, argv: list[str], log: Path):
         self.log = log
         self._file = log.open("w")
         self.popen = subprocess.Popen(argv, stdout=self._file, stderr=subprocess.STDOUT,
                                       env={**os.environ, **ros_environment()})
+        Process.started.append(self)
 
     def output(self) -> str:
         if not self._file.closed:
@@ -54,6 +57,13 @@ class Process:
                 self.popen.wait()
         self._file.close()
         return self.popen.returncode
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stop what a failed test left running: a stray node on the shared domain would answer the
+        next test's service calls and publish into its topics."""
+        while cls.started:
+            cls.started.pop().stop(timeout=5.0)
 
 
 def start_node(workdir: Path, **launch_arguments) -> Process:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import signal
 import statistics
 import sys
@@ -78,6 +79,7 @@ class RewardNode(LifecycleNode):
         self._camera_subscriptions = []
         self._outputs = {}
         self._topics: list[str] = []
+        self._max_pixels = 0
         self._qos_warned: set[str] = set()
         self._pending_task = self._value("task").strip()  # the task before configure (no tokenizer yet)
 
@@ -99,6 +101,8 @@ class RewardNode(LifecycleNode):
         return self._state_machine.current_state[0]
 
     def _fail(self, stage: str, exc: Exception) -> TransitionCallbackReturn:
+        if not self.context.ok():
+            return TransitionCallbackReturn.FAILURE  # a signal shut the context down mid-transition: no error
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = text if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {text}"
         self._error = f"{stage} failed: {reason}"
@@ -125,13 +129,14 @@ class RewardNode(LifecycleNode):
         except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
             self._release_model()
             return self._fail("configure", exc)
-        max_pixels = p("max_image_pixels")
+
+        to_frame = tiled(message_to_rgb)
 
         def convert(messages):
-            return resize_frame(tiled(message_to_rgb)(messages), resolution)
+            return resize_frame(to_frame(messages), resolution)
 
         stream = EpisodeStream(len(topics), convert, p("sample_fps"), p("camera_slop"), p("max_stamp_gap"))
-        self._max_pixels = max_pixels
+        self._max_pixels = p("max_image_pixels")
         self._topics, self._transports = topics, transports
         self._rewards, self._outputs = rewards, outputs
         self._live = LiveEpisode(stream, task, backlog=p("max_frames"))
@@ -391,12 +396,11 @@ class RewardNode(LifecycleNode):
         return True
 
     # -- diagnostics ----------------------------------------------------------------------
-    def _health(self, counters, task: str, now: float) -> tuple[int, str]:
+    def _health(self, live: LiveEpisode | None, counters, task: str, episode: int, now: float) -> tuple[int, str]:
         state = self._state_machine.current_state[1]
-        live = self._live
         if self._error:
             return DiagnosticStatus.ERROR, self._error
-        if state != "active":
+        if state != "active" or live is None:
             return DiagnosticStatus.WARN, f"{state}: not scoring"
         if counters.failing_in_a_row >= FAILURES_FOR_ERROR:
             return DiagnosticStatus.ERROR, f"updates keep failing ({counters.failing_in_a_row} in a row)"
@@ -413,7 +417,7 @@ class RewardNode(LifecycleNode):
         if counters.backlog_dropped:
             return DiagnosticStatus.WARN, f"the model fell {self._value('max_frames')} frames behind: " \
                                           f"{counters.backlog_dropped} frames dropped"
-        return DiagnosticStatus.OK, "scoring"
+        return DiagnosticStatus.OK, f"scoring episode {episode}"
 
     def _publish_diagnostics(self) -> None:
         live = self._live
@@ -427,14 +431,7 @@ class RewardNode(LifecycleNode):
         now = time.monotonic()
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name().lstrip('/')}: reward",
                                   hardware_id=str(self._value("model")))
-        if live is None:
-            state = self._state_machine.current_state[1]
-            status.level, status.message = ((DiagnosticStatus.ERROR, self._error) if self._error
-                                            else (DiagnosticStatus.WARN, f"{state}: not scoring"))
-        else:
-            status.level, status.message = self._health(counters, task, now)
-            if status.level == DiagnosticStatus.OK:
-                status.message = f"scoring episode {episode}"
+        status.level, status.message = self._health(live, counters, task, episode, now)
         model = self._reward_model
         values = {
             "state": self._state_machine.current_state[1], "model": self._value("model"),
@@ -465,28 +462,50 @@ class RewardNode(LifecycleNode):
 
 
 def main(args=None) -> int:
+    """Run the node until SIGINT or SIGTERM, then end cleanly with status 0.
+
+    A signal never raises into the running code: an exception raised by a Python signal handler can
+    surface inside a C++ call (rclpy, torch) and abort the process. rclpy's own handlers shut the
+    context down, which ends the executor once the callback in progress (a model load, a transition)
+    returns; the handler below only notes the request, for a signal that comes before rclpy.init.
+    A second signal leaves at once."""
     logging.basicConfig(level=logging.WARNING, format="[topreward] %(levelname)s: %(message)s")
-    # SIGINT and SIGTERM at any moment end the node cleanly with status 0: rclpy's handlers shut the
-    # context down (the executor returns), and an interrupt inside a callback is caught below.
+    stopping = threading.Event()
+
+    def request_stop(signum, frame):
+        if stopping.is_set():
+            os._exit(0)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)  # rclpy.init chains its handlers to these
+    node = None
     try:
         rclpy.init(args=args)
-        node = RewardNode()
+        if not stopping.is_set():
+            node = RewardNode()
     except ParameterException as exc:
         print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except Exception:  # noqa: BLE001 - the context went away under a signal while the node was built
+        if not (stopping.is_set() or not rclpy.ok()):
+            raise
+    if node is None or stopping.is_set() or not rclpy.ok():
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
+    except Exception:  # noqa: BLE001 - a callback cut short by the shutdown; anything else is a bug
+        if rclpy.ok():
+            raise
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second signal must not interrupt the clean-up
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         node.stop()
         executor.shutdown()
         node.destroy_node()
