@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
-pa = pytest.importorskip("pyarrow")
-import pyarrow.parquet as pq  # noqa: E402
+import av
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from topreward_ros.evaluation.annotate import Annotator, LocalPool, RayPool, annotate  # noqa: E402
-from topreward_ros.sources.collections import find_sources  # noqa: E402
-from topreward_ros.synthetic.scene import render_scene  # noqa: E402
-from topreward_ros.tools.annotate import main, parser, settings_from  # noqa: E402
-from topreward_ros.tools.make_sample_bag import DEFAULT_TASK  # noqa: E402
+from topreward_ros.evaluation.annotate import Annotator, LocalPool, RayPool, annotate
+from topreward_ros.sources.collections import find_sources
+from topreward_ros.synthetic.scene import render_scene
+from topreward_ros.tools.annotate import main, parser, settings_from
+from topreward_ros.tools.make_sample_bag import DEFAULT_TASK
 
-from test_eval_video import BIN, run_tool  # noqa: E402
+from test_eval_video import BIN, run_tool
 
 pytestmark = pytest.mark.ray
 os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder: errors only
@@ -173,7 +173,8 @@ def baseline(collection, tiny_model_dir, reward_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray cluster for the module (2 CPUs); yields its address for drivers in other processes."""
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address

@@ -20,6 +20,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 
 from topreward_ros.synthetic.model import write_test_model  # noqa: E402
 
+pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
+
 LAUNCH_FILE = os.path.join(os.path.dirname(__file__), "..", "launch", "reward.launch.py")
 MODEL_DIR = "/tmp/topreward_launch_testing_model"
 

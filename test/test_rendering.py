@@ -5,6 +5,7 @@ from transformers.video_utils import VideoMetadata
 from topreward_ros.method.frames import pair_frames, resize_frame
 from topreward_ros.method.prompts import fill_prompt, load_prompt_set
 from topreward_ros.method.rendering import TEXT, VIDEO, Renderer, RenderError, Segment, timestamp_text
+from topreward_ros.method.vision import LEGACY_TRANSFORMERS, PROCESSOR_DROPS_OUTER_VISION_PAIR
 
 from conftest import SMALL_RESOLUTION
 
@@ -18,7 +19,7 @@ def processor_ids(reward_model, renderer, frames, fps, prompt):
         videos_kwargs=dict(video_metadata=[VideoMetadata(total_num_frames=len(frames), fps=fps,
                                                           frames_indices=list(range(len(frames))))],
                            do_resize=False, do_sample_frames=False),
-        return_tensors="pt")
+        return_tensors="pt", return_mm_token_type_ids=True)
     return inputs["input_ids"][0].tolist(), inputs["mm_token_type_ids"][0].tolist()
 
 
@@ -33,6 +34,20 @@ def test_rendering_matches_the_processor(reward_model, random_frames, num_frames
     pairs = pair_frames(frames[:num_frames], times)
     ours = renderer.full([p.timestamp for p in pairs], 6, prompt)
     ids, types = processor_ids(reward_model, renderer, frames[:num_frames], fps, prompt)
+    if PROCESSOR_DROPS_OUTER_VISION_PAIR:
+        # transformers before 5.10 replace the whole "<|vision_start|><|video_pad|><|vision_end|>" by the
+        # pair blocks, dropping the outer pair that 5.10+ keep; the package always renders the newest
+        # layout, so the old expansion must be ours less exactly those two tokens.
+        outer_start, outer_end = len(renderer.prefix()) - 1, len(ours) - len(renderer.prompt(prompt)) - 2
+        assert ours.ids[outer_start] == renderer.vision_start and ours.ids[outer_end] == renderer.vision_end
+        inner = [i for i in range(len(ours)) if i not in (outer_start, outer_end)]
+        assert ids == [ours.ids[i] for i in inner]
+        assert ours.types == [VIDEO if t == renderer.video_pad else TEXT for t in ours.ids]
+        if LEGACY_TRANSFORMERS:
+            assert set(types) == {TEXT}  # 4.x marks image tokens only
+        else:
+            assert types == [ours.types[i] for i in inner]
+        return
     assert ours.ids == ids
     assert ours.types == types
 

@@ -14,6 +14,8 @@ from dds import BIN, Process, start_node
 from test_eval_video import run_tool
 from test_reward_node import TASK, edited_config
 
+pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
+
 MARKER = "/episode"
 
 

@@ -17,6 +17,8 @@ from std_srvs.srv import Trigger
 
 from dds import ROOT, Listener, start_camera, start_node
 
+pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
+
 TASK = "put the red block in the bowl"
 SAMPLE_FPS = 2.0
 CONFIG = ROOT / "config" / "reward.yaml"

@@ -8,6 +8,7 @@ from topreward_ros.method.prompts import PromptError, fill_prompt, load_prompt_s
 from topreward_ros.method.rendering import Renderer
 from topreward_ros.method.reference import ReferenceScorer
 from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.vision import PROCESSOR_DROPS_OUTER_VISION_PAIR
 
 from conftest import SMALL_RESOLUTION
 
@@ -17,17 +18,31 @@ TASK = "open the drawer"
 def plain_forward_logprobs(reward_model, frames, fps, prompt, role_markers=True):
     """Independent computation: the processor's inputs, a plain model(**inputs), log_softmax in float32."""
     video = np.stack([resize_frame(f, SMALL_RESOLUTION) for f in frames])
-    text = Renderer(reward_model.tokenizer, role_markers=role_markers).processor_text(prompt)
+    renderer = Renderer(reward_model.tokenizer, role_markers=role_markers)
+    text = renderer.processor_text(prompt)
     inputs = reward_model.processor(
         text=[text], videos=[video],
         videos_kwargs=dict(video_metadata=[VideoMetadata(total_num_frames=len(frames), fps=fps,
                                                           frames_indices=list(range(len(frames))))],
                            do_resize=False, do_sample_frames=False),
         return_tensors="pt")
+    if PROCESSOR_DROPS_OUTER_VISION_PAIR:
+        inputs = with_outer_vision_pair(renderer, inputs)
     with torch.no_grad():
         logits = reward_model.model(**inputs).logits[0, -2].float()  # the position that predicts the final " True"
     logprobs = torch.log_softmax(logits, dim=-1)
     return logprobs[reward_model.true_id].item(), logprobs[reward_model.false_id].item()
+
+
+def with_outer_vision_pair(renderer, inputs):
+    """The processor of transformers before 5.10 drops the outer <|vision_start|>...<|vision_end|> around the
+    pair blocks that 5.10+ keep and the package renders: put them back (those versions read the rope
+    positions from the ids)."""
+    ids = inputs["input_ids"][0].tolist()
+    first = len(renderer.prefix()) - 1  # the video starts right after the head
+    last = len(ids) - 1 - ids[::-1].index(renderer.vision_end)  # the last pair block's <|vision_end|>
+    ids = ids[:first] + [renderer.vision_start] + ids[first:last + 1] + [renderer.vision_end] + ids[last + 1:]
+    return {**inputs, "input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
 
 
 @pytest.mark.parametrize("num_frames,role_markers", [(1, True), (4, True), (7, True), (6, False)])

@@ -29,7 +29,7 @@ from .frames import FrameError, pair_frames, resize_frame
 from .prompts import fill_prompt
 from .rendering import VIDEO, Renderer, Segment
 from .scoring import Score, ScoringConfig, answer_logprobs, make_score
-from .vision import GroupFeatures, encode_pairs
+from .vision import GroupFeatures, encode_pairs, rope_index
 
 DEFAULT_MAX_FRAMES = 64  # frames kept per episode before every other one is dropped
 
@@ -206,9 +206,8 @@ class StreamingEngine:
         full sequence (the ids are translation invariant); each prompt branch starts at the same place."""
         device = self.reward_model.device
         grids = torch.cat([g.grid_thw for g in groups]) if groups else None
-        linear_pos, _ = self.reward_model.model.model.get_rope_index(
-            torch.tensor([linear.ids], device=device), torch.tensor([linear.types], device=device),
-            video_grid_thw=grids)
+        linear_pos = rope_index(self.reward_model.model.model, torch.tensor([linear.ids], device=device),
+                                torch.tensor([linear.types], device=device), grids)
         linear_pos = linear_pos + self._next_position
         branch_start = int(linear_pos.max()) + 1
         branches = [torch.arange(len(p), device=device) + branch_start for p in prompts]

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import torch
+import transformers
 
 from .frames import FramePair
+
+# Compatibility with the supported transformers range (4.57.1 to 5.x; README "Supported versions"):
+# 4.x returns the vision features as a tuple (5.x: an output with pooler_output/deepstack_features).
+TRANSFORMERS_VERSION = tuple(int(part) for part in transformers.__version__.split(".")[:2])
+LEGACY_TRANSFORMERS = TRANSFORMERS_VERSION < (5, 0)
+# Before 5.10 the processor expands "<|vision_start|><|video_pad|><|vision_end|>" into the per-pair
+# blocks without the outer <|vision_start|>/<|vision_end|> pair that 5.10 and later keep. The package
+# renders the tokens itself, always in the newest layout, so scores do not depend on this (the tests do).
+PROCESSOR_DROPS_OUTER_VISION_PAIR = TRANSFORMERS_VERSION < (5, 10)
 
 
 @dataclasses.dataclass
@@ -25,8 +36,10 @@ class GroupFeatures:
 
 def video_inputs(reward_model, videos: list) -> dict:
     """Processor output for already-resized frames: no resizing, no frame sampling."""
-    batch = reward_model.processor.video_processor(
-        videos=videos, do_resize=False, do_sample_frames=False, cap_pixels_per_frame=False, return_tensors="pt")
+    video_processor = reward_model.processor.video_processor
+    # cap_pixels_per_frame (5.16 and later) only changes resizing; passed to silence its warning
+    options = {"cap_pixels_per_frame": False} if hasattr(video_processor, "cap_pixels_per_frame") else {}
+    batch = video_processor(videos=videos, do_resize=False, do_sample_frames=False, return_tensors="pt", **options)
     return {"pixel_values_videos": batch["pixel_values_videos"].to(reward_model.device),
             "video_grid_thw": batch["video_grid_thw"].to(reward_model.device)}
 
@@ -37,12 +50,31 @@ def encode_pairs(reward_model, pairs: list[FramePair]) -> list[GroupFeatures]:
     if not pairs:
         return []
     inputs = video_inputs(reward_model, [pair.frames for pair in pairs])
-    output = reward_model.model.model.get_video_features(
-        inputs["pixel_values_videos"], inputs["video_grid_thw"], return_dict=True)
+    embeds, deepstack = video_features(reward_model.model.model, inputs["pixel_values_videos"],
+                                       inputs["video_grid_thw"])
     return [
-        GroupFeatures(embeds=output.pooler_output[i],
-                      deepstack=[level[i] for level in output.deepstack_features],
+        GroupFeatures(embeds=embeds[i],
+                      deepstack=[level[i] for level in deepstack],
                       grid_thw=inputs["video_grid_thw"][i:i + 1],
                       timestamp=pair.timestamp)
         for i, pair in enumerate(pairs)
     ]
+
+
+def video_features(model, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor):
+    """Per-video merged embeddings and per-level, per-video DeepStack features of Qwen3VLModel."""
+    if LEGACY_TRANSFORMERS:  # 4.x: (embeddings split per video, DeepStack levels over all videos)
+        embeds, levels = model.get_video_features(pixel_values_videos, video_grid_thw)
+        sizes = [e.shape[0] for e in embeds]
+        return embeds, [torch.split(level, sizes) for level in levels]
+    output = model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
+    return output.pooler_output, output.deepstack_features
+
+
+def rope_index(model, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
+               video_grid_thw: torch.Tensor | None) -> torch.Tensor:
+    """Qwen3VLModel.get_rope_index: the (3, 1, n) MRoPE ids. Before transformers 5.3 it takes no token
+    types and finds the video blocks from the ids (<|vision_start|> followed by <|video_pad|>)."""
+    if "mm_token_type_ids" in inspect.signature(model.get_rope_index).parameters:
+        return model.get_rope_index(input_ids, mm_token_type_ids, video_grid_thw=video_grid_thw)[0]
+    return model.get_rope_index(input_ids, video_grid_thw=video_grid_thw)[0]

@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from ..method.prompts import load_prompt_set
+from ..method.vision import LEGACY_TRANSFORMERS  # 4.x: Qwen2TokenizerFast, rope settings as rope_scaling
 
 # Qwen's special tokens, in Qwen's order (their ids follow the BPE vocabulary, as in Qwen).
 SPECIAL_TOKENS = [
@@ -92,7 +93,7 @@ def build_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     bpe.train_from_iterator(_training_corpus(), trainer=trainer)
     trained = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
-    tokenizer = Qwen2Tokenizer(vocab=trained["vocab"], merges=merges, model_max_length=262144)
+    tokenizer = _qwen2_tokenizer(trained["vocab"], merges)
     tokenizer.add_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS],
                          special_tokens=True)
     for word in (" True", " False", "True", "False"):
@@ -102,12 +103,40 @@ def build_tokenizer(vocab_size: int = 1024) -> Qwen2Tokenizer:
     return tokenizer
 
 
+def _qwen2_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]]) -> Qwen2Tokenizer:
+    """Qwen2Tokenizer from a vocabulary and merges; on transformers 4.x the same tokenizers pipeline that
+    transformers 5's Qwen2Tokenizer builds, wrapped in Qwen2TokenizerFast (the class 4.x loads it back as)."""
+    if not LEGACY_TRANSFORMERS:
+        return Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=262144)
+    from transformers import Qwen2TokenizerFast
+
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, dropout=None, unk_token=None,
+                                   continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
+                                   byte_fallback=False))
+    backend.decoder = decoders.ByteLevel()
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    return Qwen2TokenizerFast(tokenizer_object=backend, model_max_length=262144)
+
+
 def build_processor(tokenizer: Qwen2Tokenizer) -> Qwen3VLProcessor:
     return Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(**IMAGE_PROCESSOR_CONFIG),
         tokenizer=tokenizer,
         video_processor=Qwen3VLVideoProcessor(**VIDEO_PROCESSOR_CONFIG),
     )
+
+
+def _rope_settings(mrope_section: list[int]) -> dict:
+    """Qwen3-VL's interleaved MRoPE: rope_parameters on transformers 5, rope_theta + rope_scaling on 4.x
+    (the form of the real checkpoints' config.json)."""
+    mrope = {"rope_type": "default", "mrope_section": mrope_section, "mrope_interleaved": True}
+    if LEGACY_TRANSFORMERS:
+        return {"rope_theta": 5000000.0, "rope_scaling": mrope}
+    return {"rope_parameters": {**mrope, "rope_theta": 5000000.0}}
 
 
 def build_config(shape: str, tokenizer: Qwen2Tokenizer) -> Qwen3VLConfig:
@@ -123,8 +152,7 @@ def build_config(shape: str, tokenizer: Qwen2Tokenizer) -> Qwen3VLConfig:
     return Qwen3VLConfig(
         text_config=dict(
             **text, vocab_size=vocab_size, max_position_embeddings=262144, rms_norm_eps=1e-6,
-            rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": mrope_section,
-                             "mrope_interleaved": True},
+            **_rope_settings(mrope_section),
             bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
             eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         ),
