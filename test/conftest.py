@@ -51,3 +51,14 @@ def no_process_outlives_its_test():
     dds = sys.modules.get("dds")
     if dds is not None:
         dds.Process.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def test_process_keeps_normal_scheduling():
+    """A library that moved this process to real-time scheduling (SVT-AV1 does, as root) would hand it
+    to every process started later: two busy loops at SCHED_FIFO 99 then starve the suite forever."""
+    yield
+    policy = os.sched_getscheduler(0)
+    if policy != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pytest.fail(f"the test left the test process at scheduling policy {policy} (not SCHED_OTHER)")

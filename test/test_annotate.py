@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,10 @@ from topreward_ros.tools.annotate import main, parser, settings_from
 from topreward_ros.tools.make_sample_bag import DEFAULT_TASK
 
 from test_eval_video import BIN, run_tool
+from videos import write_video
 
 pytestmark = pytest.mark.ray
-os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder: errors only
+os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder: errors only (its child processes inherit it)
 
 FPS = 10
 
@@ -53,21 +53,6 @@ VOLATILE = {"wall_seconds", "worker", "attempts", "path"}  # episode columns tha
 
 
 # ------------------------------------------------------------------------------------------ a LeRobot v3 dataset
-
-def write_video(path: Path, frames, fps: int, codec: str) -> float:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return len(frames) / fps
-
 
 def write_lerobot(root: Path, episodes: list[dict], tasks=TASKS) -> Path:
     """A LeRobot v3 dataset in the documented layout. ``episodes``: dicts with ``length``, ``task_index``,
