@@ -143,6 +143,20 @@ class Listener:
             time.sleep(0.05)
         publisher.publish(msg)
 
+    def publish_until(self, publisher, msg, predicate, what: str, period: float = 0.25,
+                      timeout: float = DISCOVERY_TIMEOUT) -> None:
+        """Publish ``msg`` every ``period`` s until ``predicate`` holds. A best-effort camera subscription
+        misses messages sent before it has matched the publisher, or while its queue is full on a busy
+        machine; resending until the effect is seen waits for the event instead of guessing a delay."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            publisher.publish(msg)
+            try:
+                return self.wait_for(predicate, timeout=period, what=what)
+            except AssertionError:
+                continue
+        raise AssertionError(f"timed out after {timeout:.0f} s publishing until {what}")
+
     def close(self):
         self.executor.shutdown()
         self.node.destroy_node()

@@ -91,7 +91,9 @@ def test_zero_and_invalid_stamps_and_jumps(tmp_path, tiny_model_dir, listener):
         seen = len(listener.updates)
     publisher = listener.node.create_publisher(Image, "/camera/image_raw", 10)
     listener.wait_for(lambda s: publisher.get_subscription_count() > 0, what="the node's subscription")
-    for stamp in (1000, 1001, 1002, 1030):
+    listener.publish_until(publisher, image(1000), lambda s: any(u["stamp"] == 1000.0 for _, u in s.updates[seen:]),
+                           what="the first frame after the camera")  # a repeated stamp is not sampled again
+    for stamp in (1001, 1002, 1030):
         publisher.publish(image(stamp))
     listener.wait_for(lambda s: any(u["stamp"] == 1030.0 for _, u in s.updates[seen:]), what="the jumped frame")
     ours = [u for _, u in listener.updates[seen:]]
@@ -121,11 +123,10 @@ def test_long_task_and_image_bomb_leave_memory_flat(tmp_path, tiny_model_dir, li
         listener.publish(String, "/topreward/task", String(data=huge))
         listener.publish(String, "/topreward/task", String(data="<|vision_start|> and more"))
 
-        bomb = CompressedImage(format="png", data=array.array("B", png_bomb()))
-        for _ in range(3):
-            listener.publish(CompressedImage, "/cam/compressed", bomb)
-        listener.wait_for(lambda s: any(int(d[2]["bad_messages"]) >= 3 for _, d in s.diagnostics),
-                          what="the image bombs counted")
+        bombs = listener.node.create_publisher(CompressedImage, "/cam/compressed", 10)
+        listener.publish_until(bombs, CompressedImage(format="png", data=array.array("B", png_bomb())),
+                               lambda s: any(int(d[2]["bad_messages"]) >= 3 for _, d in s.diagnostics),
+                               what="three image bombs counted", timeout=60)
         count = len(listener.updates)
         listener.wait_for(lambda s: len(s.updates) >= count + 3, what="rewards after the bombs")
         assert all(u["task"] == TASK for _, u in listener.updates)  # the refused tasks never reached the model
