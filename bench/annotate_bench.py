@@ -38,7 +38,9 @@ def timed_run(collection: Path, model: Path, output: Path, resolution: str, ray_
               threads: int | None = None) -> dict:
     import torch
 
-    from topreward_ros.evaluation.annotate import Annotator, LocalPool, RayPool, annotate
+    from topreward_ros.evaluation.annotate import annotate
+    from topreward_ros.evaluation.episode_annotator import Annotator
+    from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
     from topreward_ros.method.model import load_reward_model
     from topreward_ros.sources.collections import find_sources
     from topreward_ros.tools.annotate import parser, settings_from

@@ -20,7 +20,9 @@ import av
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from topreward_ros.evaluation.annotate import Annotator, LocalPool, RayPool, annotate
+from topreward_ros.evaluation.annotate import annotate
+from topreward_ros.evaluation.episode_annotator import Annotator
+from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
 from topreward_ros.sources.collections import find_sources
 from topreward_ros.synthetic.scene import render_scene
 from topreward_ros.tools.annotate import main, parser, settings_from

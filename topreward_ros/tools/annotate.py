@@ -18,8 +18,10 @@ import math
 import sys
 
 from ..errors import TopRewardError
-from ..evaluation.annotate import (DEFAULT_MAX_ATTEMPTS, RABC_MODES, AnnotateSettings, Annotator, BagOptions,
-                                   LocalPool, RayPool, annotate, check_output, run_record)
+from ..evaluation.annotate import DEFAULT_MAX_ATTEMPTS, annotate
+from ..evaluation.annotation_output import RABC_MODES, check_output, run_record
+from ..evaluation.episode_annotator import AnnotateSettings, Annotator, BagOptions
+from ..evaluation.worker_pool import LocalPool, RayPool
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources

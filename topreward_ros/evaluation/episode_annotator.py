@@ -1,0 +1,234 @@
+"""Scoring one episode of a collection: reads its frames where it runs (a bag, a video file, a LeRobot
+episode) and scores them through the node's reward stream, one update per sampled frame (exactly what the
+node publishes for those frames, ``bag_eval.run_episode``), plus its static-video control (the first frame
+repeated at the same times). Work arrives as a small descriptor (a ``Job``: an ``Item`` and an episode
+number), so a Ray cluster never ships frames around. Bad input of any kind is recorded on its episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import socket
+import time
+
+from ..errors import TopRewardError
+from ..method.engine import DEFAULT_MAX_FRAMES, StreamingEngine
+from ..method.model import ModelConfig, load_reward_model
+from ..method.scoring import ScoringConfig
+from ..sources import lerobot
+from ..sources.bags import read_episodes
+from ..sources.collections import Item, part_name
+from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
+from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
+from ..stream.reward_stream import RewardStream
+from .bag_eval import run_episode
+from .report import json_safe
+
+
+class AnnotateError(TopRewardError):
+    """A run that cannot start as asked (its output folder, its workers)."""
+
+
+# ----------------------------------------------------------------------------------------------- settings
+
+@dataclasses.dataclass(frozen=True)
+class BagOptions:
+    """How bags are read and split: topreward-eval-bag's options."""
+
+    image_topics: tuple[str, ...] = ("/camera/image_raw",)
+    split: str = "bag"
+    marker_topic: str | None = "/episode"
+    max_gap: float = DEFAULT_MAX_GAP       # the stamp gap that starts an episode (--gap with split=gap)
+    camera_slop: float = DEFAULT_CAMERA_SLOP
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnotateSettings:
+    """Everything that decides the scores; picklable, sent to every worker."""
+
+    model: ModelConfig
+    scoring: ScoringConfig
+    max_frames: int = DEFAULT_MAX_FRAMES
+    sample_fps: float = DEFAULT_SAMPLE_FPS
+    reward_type: str = "logprob"
+    success_threshold: float = DEFAULT_SUCCESS_THRESHOLD
+    success_consecutive: int = DEFAULT_SUCCESS_CONSECUTIVE
+    task: str | None = None                              # default task: videos, bag episodes without a marker
+    listed_tasks: tuple[tuple[int, str], ...] = ()       # bag episode -> task (--episodes-yaml), every bag
+    bag: BagOptions = BagOptions()
+    cameras: tuple[str, ...] = ()                         # LeRobot camera keys (default: every camera)
+
+    def fingerprint(self) -> dict:
+        """What a resumed run must share with the run it continues (the device may differ)."""
+        return json_safe({
+            "model": self.model.model, "dtype": self.model.dtype, "quantization": self.model.quantization,
+            "prompts": list(self.scoring.prompts), "contrastive": self.scoring.contrastive,
+            "role_markers": self.scoring.role_markers, "resolution": list(self.scoring.resolution),
+            "max_frames": self.max_frames, "sample_fps": self.sample_fps, "reward_type": self.reward_type,
+            "success_threshold": self.success_threshold, "success_consecutive": self.success_consecutive,
+            "task": self.task, "listed_tasks": [list(p) for p in self.listed_tasks],
+            "bag": {**dataclasses.asdict(self.bag), "image_topics": list(self.bag.image_topics)},
+            "cameras": list(self.cameras)})
+
+
+@dataclasses.dataclass
+class Job:
+    """One episode to score: ``episode`` is the bag's episode number, the LeRobot episode_index, or 0."""
+
+    item: Item
+    episode: int
+    attempts: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return part_name(self.item.source, self.item.name, self.episode)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One scored (or failed) episode: its row of the episode table and its per-frame columns."""
+
+    row: dict
+    frames: dict[str, list] = dataclasses.field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.row["status"] != "ok"
+
+
+@dataclasses.dataclass
+class JobResult:
+    outcome: Outcome
+    episodes_in_item: int | None = None   # a bag: how many episodes it has (None when it could not be read)
+
+
+# ----------------------------------------------------------------------------------------------- the worker
+
+class Annotator:
+    """Reads and scores episodes; one model, one reward stream. Runs in the driver or in a Ray actor."""
+
+    def __init__(self, settings: AnnotateSettings, reward_model=None):
+        self.settings = settings
+        self.reward_model = reward_model if reward_model is not None else load_reward_model(settings.model)
+        self.rewards = RewardStream(StreamingEngine(self.reward_model, settings.scoring, settings.max_frames),
+                                    settings.reward_type, settings.success_threshold, settings.success_consecutive)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._bag: tuple[str, object] | None = None   # (path, BagEpisodes or the error reading it): the last bag
+
+    def run(self, job: Job) -> JobResult:
+        item, start = job.item, time.perf_counter()
+        row = {"source": item.source, "item": item.name, "kind": item.kind, "path": item.path,
+               "episode": job.episode, "episodes_in_item": 1, "task": None, "source_frames": None}
+        episodes_in_item = None
+        try:
+            if item.kind == "bag":
+                bag = self._read_bag(item.path)
+                episodes_in_item = row["episodes_in_item"] = len(bag.episodes)
+                if job.episode >= len(bag.episodes):
+                    raise TopRewardError(f"the bag has {len(bag.episodes)} episodes, not {job.episode + 1}")
+                episode = bag.episodes[job.episode]
+                row["task"] = self._bag_task(job.episode, episode.marker_task)
+                self._need_task(row["task"], "no task: pass --task, or record a String marker carrying it")
+                frames, times, stamps, indices = episode.frames, episode.times, episode.stamps, None
+            elif item.kind == "video":
+                row["task"] = self.settings.task
+                self._need_task(row["task"], "no task: pass --task")
+                frames, times, indices, row["source_frames"] = lerobot.read_video(item.path, self.settings.sample_fps)
+                stamps = None
+            elif item.kind == "lerobot":
+                episode = item.lerobot
+                row["source_frames"] = episode.length
+                if episode.task_error:  # broken task data is an error, not a reason to use --task
+                    raise TopRewardError(episode.task_error)
+                row["task"] = episode.task or self.settings.task
+                self._need_task(row["task"], "no task: the dataset has none for this episode; pass --task")
+                frames, times, indices = lerobot.read_episode(item.path, episode, item.fps, self.settings.sample_fps)
+                stamps = None
+            else:
+                raise TopRewardError(f"unknown item kind {item.kind!r}")
+            if not frames:
+                raise TopRewardError("the episode has no frames")
+            curve = run_episode(self.rewards, frames, times, row["task"], stamps)
+            static = run_episode(self.rewards, [frames[0]] * len(frames), times, row["task"])
+        except Exception as exc:  # noqa: BLE001 - bad input of any kind is recorded on its episode, never stops the run
+            message = str(exc) if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {exc}"
+            row.update(failed_row(" ".join(message.split()) or type(exc).__name__, time.perf_counter() - start),
+                       worker=self.worker)
+            return JobResult(Outcome(row), episodes_in_item)
+        updates = curve.updates
+        row.update(status="ok", error="", frames=len(updates), duration_s=times[-1], voc=_defined(curve.voc),
+                   static_voc=_defined(static.voc), final_score=updates[-1].score, final_progress=updates[-1].progress,
+                   success=updates[-1].success, wall_seconds=time.perf_counter() - start, worker=self.worker)
+        frames_columns = {
+            "frame": list(range(len(updates))),
+            "frame_index": list(indices) if indices is not None else [None] * len(updates),
+            "time": [u.time for u in updates],
+            "stamp": [u.stamp for u in updates] if stamps is not None else [None] * len(updates),
+            "score": [u.score for u in updates], "reward": [u.reward for u in updates],
+            "progress": [u.progress for u in updates], "success": [u.success for u in updates],
+            "logp_true": [list(u.true_logprobs) for u in updates],
+            "logp_false": [list(u.false_logprobs) for u in updates],
+            "static_score": list(static.values),
+            "model_frames": [u.frames for u in updates], "stride": [u.stride for u in updates]}
+        return JobResult(Outcome(row, frames_columns), episodes_in_item)
+
+    def _read_bag(self, path: str):
+        if self._bag is None or self._bag[0] != path:
+            self._bag = None  # free the previous bag's frames first
+            options = self.settings.bag
+            try:
+                read = read_episodes(path, list(options.image_topics), self.settings.sample_fps, split=options.split,
+                                     marker_topic=options.marker_topic, max_gap=options.max_gap,
+                                     camera_slop=options.camera_slop)
+            except Exception as exc:  # noqa: BLE001 - cached like a good read: the bag's other episodes fail alike
+                read = exc
+            self._bag = (path, read)
+        if isinstance(self._bag[1], Exception):
+            raise self._bag[1]
+        return self._bag[1]
+
+    def _bag_task(self, index: int, marker_task: str | None) -> str | None:
+        task = dict(self.settings.listed_tasks).get(index) or marker_task or self.settings.task
+        return task.strip() if task and task.strip() else None
+
+    @staticmethod
+    def _need_task(task: str | None, reason: str) -> None:
+        if not task:
+            raise TopRewardError(reason)
+
+
+def _defined(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def failed_row(error: str, seconds: float) -> dict:
+    """The episode-table columns of an episode that could not be scored."""
+    return {"status": "failed", "error": error, "frames": 0, "duration_s": None, "voc": None, "static_voc": None,
+            "final_score": None, "final_progress": None, "success": None, "wall_seconds": seconds}
+
+
+class AnnotateWorker:
+    """The Ray actor: one loaded model. A model that cannot load is reported by ``ready()``, not raised."""
+
+    def __init__(self, settings: AnnotateSettings, threads: int = 0):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.error = None
+        self.annotator = None
+        try:
+            self.annotator = Annotator(settings)
+        except TopRewardError as exc:
+            self.error = str(exc)
+
+    def ready(self) -> tuple[int, str, str | None]:
+        return os.getpid(), socket.gethostname(), self.error
+
+    def run(self, job: Job) -> JobResult:
+        if self.annotator is None:
+            raise AnnotateError(self.error)
+        return self.annotator.run(job)

@@ -1,0 +1,159 @@
+"""Where episodes are scored: this process (``LocalPool``) or a pool of Ray actors, each holding one loaded
+model (``RayPool``). A pool takes jobs for its workers and hands back each result, or a ``Lost`` job when its
+worker died (a dead actor is replaced) or the call failed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+
+from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
+
+
+@dataclasses.dataclass
+class Lost:
+    """A job that did not come back: its worker died (replaced) or the call itself failed."""
+
+    message: str
+    worker_died: bool
+
+
+class LocalPool:
+    """One worker: this process."""
+
+    size = 1
+    description = "embedded (this process)"
+
+    def __init__(self, annotator: Annotator):
+        self.annotator = annotator
+        self._done: collections.deque = collections.deque()
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, worker: int, job: Job) -> None:
+        self._done.append((worker, job, self.annotator.run(job)))
+
+    def wait(self):
+        return self._done.popleft()
+
+    def replace(self, worker: int) -> None:  # pragma: no cover - this process never dies and comes back
+        pass
+
+    def pid(self, worker: int) -> int:
+        return os.getpid()
+
+    def close(self) -> None:
+        pass
+
+
+class RayPool:
+    """``workers`` Ray actors, each holding one loaded model; a dead one is replaced by a new one."""
+
+    def __init__(self, settings: AnnotateSettings, address: str, workers: int | None = None,
+                 cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None):
+        self.settings, self.address = settings, address
+        self.size, self.cpus, self.gpus = workers, cpus_per_worker, gpus_per_worker
+        self.actors: list = []
+        self._ready: list = []
+        self._pids: dict[int, int] = {}
+        self._inflight: dict = {}
+        self._started_ray = False
+        self.replaced = 0
+
+    @property
+    def description(self) -> str:
+        return f"Ray ({self.address}), {self.size} workers x {self.cpus} CPU, {self.gpus} GPU"
+
+    def start(self) -> None:
+        """Connect (or start a local Ray with address ``local``), check the resources, start the actors and wait
+        until each has loaded the model. Raises AnnotateError (before any work) when that fails."""
+        try:
+            import ray
+        except ImportError as exc:
+            raise AnnotateError("--ray-address needs Ray: pip install 'ray==2.60.0'") from exc
+        self.ray = ray
+        if not ray.is_initialized():
+            try:
+                if self.address == "local":
+                    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+                else:
+                    ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            except Exception as exc:  # noqa: BLE001 - ConnectionError, ValueError, RuntimeError ...
+                raise AnnotateError(f"cannot connect to the Ray cluster at {self.address}: "
+                                    f"{' '.join(str(exc).split())}") from exc
+            self._started_ray = True
+        resources = ray.cluster_resources()
+        cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+        if self.gpus is None:
+            self.gpus = 1.0 if gpus >= 1 else 0.0
+        if self.size is None:
+            self.size = int(gpus // self.gpus) if self.gpus > 0 else int(cpus // self.cpus) if self.cpus > 0 else 1
+        if self.size < 1 or self.size * self.cpus > cpus + 1e-9 or self.size * self.gpus > gpus + 1e-9:
+            raise AnnotateError(f"the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs: {max(self.size, 1)} workers "
+                                f"with {self.cpus:g} CPUs and {self.gpus:g} GPUs each do not fit")
+        self._remote = ray.remote(AnnotateWorker)
+        self.actors = [self._new_actor() for _ in range(self.size)]
+        self._ready = [actor.ready.remote() for actor in self.actors]
+        try:
+            answers = ray.get(self._ready)
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise AnnotateError(f"Ray workers could not start: {' '.join(str(exc).split())[:500]}") from exc
+        for worker, (pid, _, error) in enumerate(answers):
+            if error:
+                self.close()
+                raise AnnotateError(f"a Ray worker cannot load the model: {error}")
+            self._pids[worker] = pid
+
+    def _new_actor(self):
+        return self._remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0).remote(
+            self.settings, max(1, int(self.cpus)))
+
+    def submit(self, worker: int, job: Job) -> None:
+        self._inflight[self.actors[worker].run.remote(job)] = (worker, job)
+
+    def wait(self):
+        ready, _ = self.ray.wait(list(self._inflight), num_returns=1)
+        worker, job = self._inflight.pop(ready[0])
+        exceptions = self.ray.exceptions
+        try:
+            return worker, job, self.ray.get(ready[0])
+        except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError) as exc:
+            return worker, job, Lost(f"worker {self._pids.get(worker, '?')} died: "
+                                     f"{' '.join(str(exc).split())[:300]}", worker_died=True)
+        except exceptions.RayError as exc:
+            return worker, job, Lost(" ".join(str(exc).split())[:300], worker_died=False)
+
+    def busy(self) -> list[int]:
+        """The workers with a job in flight."""
+        return [worker for worker, _ in self._inflight.values()]
+
+    def replace(self, worker: int) -> None:
+        self.replaced += 1
+        self.ray.kill(self.actors[worker], no_restart=True)
+        self.actors[worker] = self._new_actor()
+        self._ready[worker] = self.actors[worker].ready.remote()
+        self._pids.pop(worker, None)
+
+    def pid(self, worker: int) -> int:
+        """The process id of a worker's actor (waits until it has started)."""
+        if worker not in self._pids:
+            self._pids[worker] = self.ray.get(self._ready[worker])[0]
+        return self._pids[worker]
+
+    def close(self) -> None:
+        if not hasattr(self, "ray"):
+            return
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self._started_ray:
+            self.ray.shutdown()
+            self._started_ray = False
