@@ -119,9 +119,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
                 if job.attempts < max_attempts:
                     queue.appendleft(job)
                     continue
-                row = {"source": job.item.source, "item": job.item.name, "kind": job.item.kind,
-                       "path": job.item.path, "episode": job.episode, "episodes_in_item": 1,
-                       "task": None, "source_frames": None, "worker": None,
+                row = {**job.row(), "worker": None,
                        **failed_row(f"gave up after {job.attempts} attempts: {result.message}", 0.0)}
                 record_outcome(Outcome(row), job, job.attempts)
                 continue

@@ -132,6 +132,16 @@ def _episodes_schema():
                                           "bool": "bool_"}[kind])()) for name, kind in EPISODE_COLUMNS])
 
 
+def _write_parquet(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        with atomic_path(path) as temporary:
+            pq.write_table(table, temporary)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}") from exc
+
+
 def write_part(parts: Path, outcome: Outcome) -> Path:
     """One episode's file, renamed into place: a killed run leaves either the whole part or none."""
     import pyarrow as pa
@@ -207,16 +217,6 @@ def _check_complete(sources: Sequence[Source], rows: list[dict]) -> None:
             missing += [f"{item.source}/{item.name}#{e}" for e in episodes if (item.source, item.name, e) not in have]
     if missing:
         raise AnnotateError(f"episodes without results: {', '.join(missing[:5])}; run again with the same --output")
-
-
-def _write_parquet(path: Path, table) -> None:
-    import pyarrow.parquet as pq
-
-    try:
-        with atomic_path(path) as temporary:
-            pq.write_table(table, temporary)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}") from exc
 
 
 def _write_progress(output: Path, dataset: Dataset, frames, rows: list[dict], rabc: str,

@@ -86,6 +86,12 @@ class Job:
     def key(self) -> str:
         return part_name(self.item.source, self.item.name, self.episode)
 
+    def row(self) -> dict:
+        """The episode's identity columns of the episode table, before anything is read."""
+        item = self.item
+        return {"source": item.source, "item": item.name, "kind": item.kind, "path": item.path,
+                "episode": self.episode, "episodes_in_item": 1, "task": None, "source_frames": None}
+
 
 @dataclasses.dataclass
 class Outcome:
@@ -120,8 +126,7 @@ class Annotator:
 
     def run(self, job: Job) -> JobResult:
         item, start = job.item, time.perf_counter()
-        row = {"source": item.source, "item": item.name, "kind": item.kind, "path": item.path,
-               "episode": job.episode, "episodes_in_item": 1, "task": None, "source_frames": None}
+        row = job.row()
         episodes_in_item = None
         try:
             if item.kind == "bag":

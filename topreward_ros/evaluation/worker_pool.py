@@ -74,7 +74,8 @@ class RayPool:
         try:
             import ray
         except ImportError as exc:
-            raise AnnotateError("--ray-address needs Ray: pip install 'ray==2.60.0'") from exc
+            raise AnnotateError("--ray-address needs Ray: install this package's ray extra "
+                                "(pip install '.[ray]' in its source folder)") from exc
         self.ray = ray
         if not ray.is_initialized():
             try:

@@ -21,8 +21,8 @@ from ..errors import TopRewardError
 from ..evaluation.annotate import DEFAULT_MAX_ATTEMPTS, annotate
 from ..evaluation.annotation_output import RABC_MODES, check_output, run_record
 from ..evaluation.episode_annotator import AnnotateSettings, Annotator, BagOptions
-from ..evaluation.worker_pool import LocalPool, RayPool
 from ..evaluation.metrics import format_voc
+from ..evaluation.worker_pool import LocalPool, RayPool
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
 from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
