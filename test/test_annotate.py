@@ -302,6 +302,37 @@ def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collec
     assert_same_run(tmp_path / "run", baseline)
 
 
+def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(ray_cluster, collection,
+                                                                              tiny_model_dir, baseline, tmp_path):
+    """max_attempts bounds the retries. The dead worker's episode is the first bag's first: no worker read that
+    bag, so the failure says its other episodes are not scored; a rerun with --retry-failed completes the run."""
+    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+                                                  *common_args(tiny_model_dir)]))
+    pool = RayPool(settings, ray_cluster, workers=2)
+    pool.start()
+    dead = pool.pid(0)
+    os.kill(dead, signal.SIGKILL)  # before the run: worker 0 takes the first job
+    try:
+        result = annotate(find_sources(collection), settings, tmp_path / "run", pool, max_attempts=1,
+                          show_progress=False)
+    finally:
+        pool.close()
+    assert result.failed == 1 and pool.replaced == 1
+    episodes = table(tmp_path / "run" / "episodes.parquet")
+    failed = [r for r in episodes if r["status"] != "ok"]
+    assert [(r["item"], r["episode"], r["attempts"]) for r in failed] == [("bags/day1", 0, 1)]
+    assert failed[0]["error"].startswith(f"gave up after 1 attempts: worker {dead} died")
+    assert "its other episodes, if any, are not scored" in failed[0]["error"]
+    assert sorted((r["source"], r["item"], r["episode"]) for r in episodes if r["status"] == "ok") == sorted(
+        key for key in EXPECTED if key[1] != "bags/day1")
+    assert result.summary["failures"][0]["error"] == failed[0]["error"]
+
+    rerun = run_tool("topreward-annotate", *map(str, collection), "--output", str(tmp_path / "run"),
+                     "--retry-failed", *common_args(tiny_model_dir))
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same_run(tmp_path / "run", baseline)
+
+
 def test_a_killed_driver_resumes_without_recomputing(collection, tiny_model_dir, baseline, tmp_path):
     out = tmp_path / "run"
     command = [str(BIN / "topreward-annotate"), *map(str, collection), "--output", str(out),

@@ -59,6 +59,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     queue: collections.deque[Job] = collections.deque()
     queued: set[str] = set()
     expected: dict[str, int] = {}      # bag group -> episodes counted in the bar's total
+    counted: set[str] = set()          # bag groups whose episode count a worker has read
 
     def enqueue(item: Item, episode: int, front: bool = False) -> None:
         job = Job(item, episode)
@@ -75,6 +76,8 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
             known = [row for row in done.values() if row["source"] == item.source and row["item"] == item.name]
             count = max((row.get("episodes_in_item") or 1 for row in known), default=None)
             expected[item.group] = count or 1
+            if count is not None:
+                counted.add(item.group)
             for episode in range(count or 1):
                 enqueue(item, episode)
     total = resumed + len(queue)
@@ -119,13 +122,17 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
                 if job.attempts < max_attempts:
                     queue.appendleft(job)
                     continue
-                row = {**job.row(), "worker": None,
-                       **failed_row(f"gave up after {job.attempts} attempts: {result.message}", 0.0)}
+                reason = f"gave up after {job.attempts} attempts: {result.message}"
+                if job.item.kind == "bag" and job.item.group not in counted:
+                    reason += ("; the bag was never read, so its other episodes, if any, are not scored: "
+                               "run again with --retry-failed")
+                row = {**job.row(), "worker": None, **failed_row(reason, 0.0)}
                 record_outcome(Outcome(row), job, job.attempts)
                 continue
             record_outcome(result.outcome, job, job.attempts + 1)
             if result.episodes_in_item is not None and job.item.kind == "bag":
                 group = job.item.group
+                counted.add(group)
                 if result.episodes_in_item > expected.get(group, 1):
                     bar.total += result.episodes_in_item - expected.get(group, 1)
                     expected[group] = result.episodes_in_item
