@@ -1,12 +1,14 @@
 """The streaming engine equals the full recompute (float32, tiny model) after every update."""
 
 import numpy as np
+import torch
 import pytest
 
 from topreward_ros.method.engine import StreamingEngine
-from topreward_ros.method.frames import FrameError
+from topreward_ros.method.frames import FrameError, pair_frames, resize_frame
 from topreward_ros.method.reference import ReferenceScorer
 from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.vision import encode_pairs
 
 from conftest import SMALL_RESOLUTION
 
@@ -128,3 +130,20 @@ def test_engine_rejects_bad_input(reward_model, random_frames):
         engine.add_frame(np.zeros((4, 4), np.float32), 2.0)
     with pytest.raises(ValueError, match="even number"):
         StreamingEngine(reward_model, ScoringConfig(resolution=SMALL_RESOLUTION), max_frames=7)
+
+
+def test_each_pair_gets_its_own_vision_features(reward_model, random_frames):
+    """Pairs encoded together equal pairs encoded alone, DeepStack levels included: one token per row, never
+    one token's features for a whole pair (transformers versions differ in how they split the levels)."""
+    frames, times = random_frames
+    frames = [resize_frame(f, SMALL_RESOLUTION) for f in frames[:6]]
+    pairs = pair_frames(frames, times[:6])
+    together = encode_pairs(reward_model, pairs)
+    hidden = reward_model.model.config.text_config.hidden_size
+    for pair, group in zip(pairs, together):
+        alone = encode_pairs(reward_model, [pair])[0]
+        assert group.embeds.shape == (group.num_tokens, hidden)
+        assert [level.shape for level in group.deepstack] == [(group.num_tokens, hidden)] * len(alone.deepstack)
+        torch.testing.assert_close(group.embeds, alone.embeds, atol=1e-5, rtol=1e-5)
+        for level, level_alone in zip(group.deepstack, alone.deepstack):
+            torch.testing.assert_close(level, level_alone, atol=1e-5, rtol=1e-5)

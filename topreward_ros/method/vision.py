@@ -62,13 +62,20 @@ def encode_pairs(reward_model, pairs: list[FramePair]) -> list[GroupFeatures]:
 
 
 def video_features(model, pixel_values_videos: torch.Tensor, video_grid_thw: torch.Tensor):
-    """Per-video merged embeddings and per-level, per-video DeepStack features of Qwen3VLModel."""
-    if LEGACY_TRANSFORMERS:  # 4.x: (embeddings split per video, DeepStack levels over all videos)
+    """Per-video merged embeddings and per-level, per-video DeepStack features of Qwen3VLModel.
+
+    The embeddings come split per video; the DeepStack levels only in some versions (5.23 splits them,
+    4.57 and 5.17 return each level over all videos): a level that is one tensor is split here. Indexing
+    an unsplit level by video would take one token's features instead of the video's, and the language
+    model would broadcast them over every visual token: wrong scores without an error.
+    """
+    if LEGACY_TRANSFORMERS:  # 4.x: a tuple (embeddings, DeepStack levels)
         embeds, levels = model.get_video_features(pixel_values_videos, video_grid_thw)
-        sizes = [e.shape[0] for e in embeds]
-        return embeds, [torch.split(level, sizes) for level in levels]
-    output = model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
-    return output.pooler_output, output.deepstack_features
+    else:
+        output = model.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
+        embeds, levels = output.pooler_output, output.deepstack_features
+    sizes = [e.shape[0] for e in embeds]
+    return embeds, [torch.split(level, sizes) if torch.is_tensor(level) else level for level in levels]
 
 
 def rope_index(model, input_ids: torch.Tensor, mm_token_type_ids: torch.Tensor,
