@@ -21,7 +21,7 @@ endif
 BIN := $(VENV)/bin
 BIN_LOWEST := $(VENV_LOWEST)/bin
 
-.PHONY: install install-lowest test test-lowest demo bench clean
+.PHONY: install install-lowest test test-lowest demo bench bench-gpu clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,16 @@ demo: install
 
 bench: install
 	$(BIN)/python bench/stream_bench.py --shape small --json $(OUT)/bench-small.json
+
+# The GPU figures of docs/PERFORMANCE.md: the real Qwen3-VL-2B shape (random weights) in bf16 and NF4, the
+# streaming engine against recompute and batched sessions against engines in turn. On a GPU machine whose
+# Python already has the dependencies (no registry access), skip the venv: make bench-gpu BENCH_PYTHON=python3
+BENCH_PYTHON ?= $(BIN)/python
+bench-gpu: $(if $(filter $(BIN)/python,$(BENCH_PYTHON)),install)
+	$(BENCH_PYTHON) bench/pool_bench.py --shape qwen3-vl-2b --dtype bf16 --json $(OUT)/pool-2b-bf16.json
+	$(BENCH_PYTHON) bench/pool_bench.py --shape qwen3-vl-2b --quantization 4bit --json $(OUT)/pool-2b-nf4.json
+	$(BENCH_PYTHON) bench/stream_bench.py --shape qwen3-vl-2b --dtype bf16 --prompts 1 3 10 --json $(OUT)/bench-2b-bf16.json
+	$(BENCH_PYTHON) bench/stream_bench.py --shape qwen3-vl-2b --quantization 4bit --prompts 1 3 --json $(OUT)/bench-2b-nf4.json
 
 clean:
 	rm -rf $(OUT) build *.egg-info
