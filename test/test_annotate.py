@@ -262,6 +262,27 @@ def test_rabc_episode_mode_interpolates_the_min_max_normalised_scores(baseline, 
     assert values == pytest.approx(np.interp(np.arange(16), [0, 5, 10, 15], normalised), abs=1e-6)
 
 
+def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_model_dir, reward_model, baseline,
+                                                           tmp_path):
+    """--batch-episodes 8: a worker scores up to 8 episodes and their static controls (16 sessions of one pool)
+    in one forward per step; the tables equal those of one episode at a time."""
+    args = parser().parse_args([*map(str, collection), "--output", "x", *common_args(tiny_model_dir),
+                                "--batch-episodes", "8"])
+    settings = settings_from(args)
+    batches = []
+
+    class RecordingPool(LocalPool):
+        def submit(self, worker, jobs):
+            batches.append(len(jobs))
+            super().submit(worker, jobs)
+
+    result = annotate(find_sources(collection), settings, tmp_path / "run",
+                      RecordingPool(Annotator(settings, reward_model, args.batch_episodes)), show_progress=False)
+    assert result.failed == 0
+    assert max(batches) > 2 and sum(batches) == len(EXPECTED)
+    assert_same_run(tmp_path / "run", baseline)
+
+
 def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, tiny_model_dir, baseline, tmp_path):
     """The command as on a cluster: a driver in another process joins the cluster, two actors score."""
     out = tmp_path / "ray"

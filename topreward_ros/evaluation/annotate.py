@@ -85,7 +85,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     bar = tqdm(total=total, initial=resumed, desc="episodes", unit="episode", disable=not show_progress,
                dynamic_ncols=True)
     started, completed, failures = time.perf_counter(), 0, sum(r.get("status") != "ok" for r in done.values())
-    busy: dict[int, Job] = {}
+    busy: dict[int, list[Job]] = {}
     cache: dict[int, str] = {}
 
     def record_outcome(outcome: Outcome, job: Job, attempts: int) -> None:
@@ -107,38 +107,40 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
             for worker in range(pool.size):
                 if worker in busy or not queue:
                     continue
-                job = _pick(queue, cache.get(worker))
-                busy[worker] = job
-                cache[worker] = job.item.group
-                pool.submit(worker, job)
-            worker, job, result = pool.wait()
+                jobs = _take(queue, cache.get(worker), pool.batch_episodes)
+                busy[worker] = jobs
+                cache[worker] = jobs[-1].item.group
+                pool.submit(worker, jobs)
+            worker, jobs, results = pool.wait()
             del busy[worker]
-            if isinstance(result, Lost):
-                if result.worker_died:
+            if isinstance(results, Lost):
+                if results.worker_died:
                     pool.replace(worker)
                     cache.pop(worker, None)
-                job.attempts += 1
-                job.errors.append(result.message)
-                if job.attempts < max_attempts:
-                    queue.appendleft(job)
-                    continue
-                reason = f"gave up after {job.attempts} attempts: {result.message}"
-                if job.item.kind == "bag" and job.item.group not in counted:
-                    reason += ("; the bag was never read, so its other episodes, if any, are not scored: "
-                               "run again with --retry-failed")
-                row = {**job.row(), "worker": None, **failed_row(reason, 0.0)}
-                record_outcome(Outcome(row), job, job.attempts)
+                for job in reversed(jobs):
+                    job.attempts += 1
+                    job.errors.append(results.message)
+                    if job.attempts < max_attempts:
+                        queue.appendleft(job)
+                        continue
+                    reason = f"gave up after {job.attempts} attempts: {results.message}"
+                    if job.item.kind == "bag" and job.item.group not in counted:
+                        reason += ("; the bag was never read, so its other episodes, if any, are not scored: "
+                                   "run again with --retry-failed")
+                    row = {**job.row(), "worker": None, **failed_row(reason, 0.0)}
+                    record_outcome(Outcome(row), job, job.attempts)
                 continue
-            record_outcome(result.outcome, job, job.attempts + 1)
-            if result.episodes_in_item is not None and job.item.kind == "bag":
-                group = job.item.group
-                counted.add(group)
-                if result.episodes_in_item > expected.get(group, 1):
-                    bar.total += result.episodes_in_item - expected.get(group, 1)
-                    expected[group] = result.episodes_in_item
-                    bar.refresh()
-                for episode in reversed(range(result.episodes_in_item)):  # next: the same worker, its bag cached
-                    enqueue(job.item, episode, front=True)
+            for job, result in zip(jobs, results):
+                record_outcome(result.outcome, job, job.attempts + 1)
+                if result.episodes_in_item is not None and job.item.kind == "bag":
+                    group = job.item.group
+                    counted.add(group)
+                    if result.episodes_in_item > expected.get(group, 1):
+                        bar.total += result.episodes_in_item - expected.get(group, 1)
+                        expected[group] = result.episodes_in_item
+                        bar.refresh()
+                    for episode in reversed(range(result.episodes_in_item)):  # next: the same worker, its bag cached
+                        enqueue(job.item, episode, front=True)
     finally:
         bar.close()
     wall = time.perf_counter() - started
@@ -150,11 +152,11 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     return RunResult(summary, output)
 
 
-def _pick(queue: collections.deque, cached: str | None) -> Job:
-    """The first job reading what the worker read last (a bag's frames stay in its memory), else the first."""
-    if cached is not None:
-        for i, job in enumerate(queue):
-            if job.item.group == cached:
-                del queue[i]
-                return job
-    return queue.popleft()
+def _take(queue: collections.deque, cached: str | None, count: int) -> list[Job]:
+    """Up to ``count`` jobs, those reading what the worker read last first (a bag's frames stay in its memory)."""
+    jobs = [job for job in queue if job.item.group == cached][:count] if cached is not None else []
+    for job in jobs:
+        queue.remove(job)
+    while len(jobs) < count and queue:
+        jobs.append(queue.popleft())
+    return jobs

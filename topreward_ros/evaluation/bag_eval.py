@@ -17,7 +17,7 @@ from ..method.engine import StreamingEngine
 from ..method.scoring import Score, ScoringConfig
 from ..sources.bags import BagEpisodes, Episode
 from ..stream.episode_stream import SampledFrame
-from ..stream.reward_stream import RewardStream
+from ..stream.reward_stream import RewardStream, update_streams
 from .curve import Curve, CurveReport
 
 
@@ -60,14 +60,42 @@ def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dic
 
 def run_episode(rewards: RewardStream, frames, times, task: str, stamps=None) -> Curve:
     """One update per frame through the reward stream, as the node publishes them."""
-    rewards.reset()
-    stamps = list(stamps) if stamps is not None else None
-    updates = [rewards.update([SampledFrame(t, stamps[i] if stamps else t, frame, False)], task)
-               for i, (frame, t) in enumerate(zip(frames, times))]
-    contrastive = rewards.engine.config.contrastive
-    return Curve(lengths=[u.frames for u in updates], times=list(times),
-                 scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates],
-                 stamps=stamps, updates=updates)
+    curve = run_episodes([rewards], [(frames, times, task, stamps)])[0]
+    if isinstance(curve, Exception):
+        raise curve
+    return curve
+
+
+def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Curve | Exception]:
+    """Episodes (frames, times, task, stamps or None) in lockstep, one reward stream each, whose engines are
+    sessions of one pool: step t updates every episode that has a t-th frame, all in one forward. Each curve
+    equals ``run_episode``'s for that episode alone; an episode that fails gets its exception, the others go on."""
+    for rewards in streams:
+        rewards.reset()
+    updates: list[list] = [[] for _ in episodes]
+    failed: dict[int, Exception] = {}
+    for step in range(max((len(frames) for frames, *_ in episodes), default=0)):
+        batch = [k for k, (frames, *_) in enumerate(episodes) if step < len(frames) and k not in failed]
+        requests = []
+        for k in batch:
+            frames, times, task, stamps = episodes[k]
+            stamp = stamps[step] if stamps is not None else times[step]
+            requests.append((streams[k], [SampledFrame(times[step], stamp, frames[step], False)], task))
+        for k, result in zip(batch, update_streams(requests)):
+            if isinstance(result, Exception):
+                failed[k] = result
+            else:
+                updates[k].append(result)
+    curves: list[Curve | Exception] = []
+    for k, (frames, times, task, stamps) in enumerate(episodes):
+        if k in failed:
+            curves.append(failed[k])
+            continue
+        contrastive = streams[k].engine.config.contrastive
+        curves.append(Curve(lengths=[u.frames for u in updates[k]], times=list(times),
+                            scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates[k]],
+                            stamps=list(stamps) if stamps is not None else None, updates=updates[k]))
+    return curves
 
 
 def evaluate_episodes(reward_model, config: ScoringConfig, bag: BagEpisodes, tasks: list[str], max_frames: int,

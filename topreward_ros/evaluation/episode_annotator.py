@@ -15,6 +15,7 @@ import time
 
 from ..errors import TopRewardError
 from ..method.engine import DEFAULT_MAX_FRAMES, StreamingEngine
+from ..method.sessions import SessionPool
 from ..method.model import ModelConfig, load_reward_model
 from ..method.scoring import ScoringConfig
 from ..sources import lerobot
@@ -23,7 +24,7 @@ from ..sources.collections import Item, part_name
 from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
 from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
 from ..stream.reward_stream import RewardStream
-from .bag_eval import run_episode
+from .bag_eval import run_episodes
 from .report import json_safe
 
 
@@ -113,18 +114,70 @@ class JobResult:
 
 # ----------------------------------------------------------------------------------------------- the worker
 
-class Annotator:
-    """Reads and scores episodes; one model, one reward stream. Runs in the driver or in a Ray actor."""
+def default_batch_episodes(device_type: str) -> int:
+    """Episodes a worker scores at once by default. Measured (docs/PERFORMANCE.md): on a GPU one forward
+    over 8-16 sessions gives several times the updates per second of one; on a 2-core CPU batching gains
+    little and holds K episodes' frames in memory."""
+    return 8 if device_type == "cuda" else 1
 
-    def __init__(self, settings: AnnotateSettings, reward_model=None):
+
+@dataclasses.dataclass
+class _Read:
+    """An episode read and ready to score."""
+
+    job: Job
+    row: dict
+    frames: list
+    times: list[float]
+    stamps: list[float] | None
+    indices: list[int] | None
+    episodes_in_item: int | None
+    start: float
+
+
+class Annotator:
+    """Reads and scores episodes with one model: up to ``batch_episodes`` at once, their reward streams
+    sessions of one pool, scored in lockstep (one forward per step). Runs in the driver or in a Ray actor."""
+
+    def __init__(self, settings: AnnotateSettings, reward_model=None, batch_episodes: int | None = None):
         self.settings = settings
         self.reward_model = reward_model if reward_model is not None else load_reward_model(settings.model)
-        self.rewards = RewardStream(StreamingEngine(self.reward_model, settings.scoring, settings.max_frames),
-                                    settings.reward_type, settings.success_threshold, settings.success_consecutive)
+        self.batch_episodes = batch_episodes or default_batch_episodes(self.reward_model.device.type)
+        # each episode has two streams: its curve and its static-video control
+        pool = SessionPool(self.reward_model, settings.scoring, settings.max_frames,
+                           capacity=2 * self.batch_episodes)
+        self.streams = [RewardStream(StreamingEngine.in_pool(pool), settings.reward_type,
+                                     settings.success_threshold, settings.success_consecutive)
+                        for _ in range(2 * self.batch_episodes)]
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._bag: tuple[str, object] | None = None   # (path, BagEpisodes or the error reading it): the last bag
 
-    def run(self, job: Job) -> JobResult:
+    def run(self, jobs: list[Job]) -> list[JobResult]:
+        """Score the jobs (at most ``batch_episodes``); one result per job, in order."""
+        if len(jobs) > self.batch_episodes:
+            raise AnnotateError(f"{len(jobs)} jobs for a worker that scores {self.batch_episodes} at once")
+        results: list[JobResult | None] = [None] * len(jobs)
+        ready: list[tuple[int, _Read]] = []
+        for i, job in enumerate(jobs):
+            read = self._read(job)
+            if isinstance(read, JobResult):
+                results[i] = read
+            else:
+                ready.append((i, read))
+        episodes = []
+        for _, read in ready:
+            episodes.append((read.frames, read.times, read.row["task"], read.stamps))
+            episodes.append(([read.frames[0]] * len(read.frames), read.times, read.row["task"], None))
+        curves = run_episodes(self.streams[:len(episodes)], episodes)
+        for n, (i, read) in enumerate(ready):
+            curve, static = curves[2 * n], curves[2 * n + 1]
+            failure = curve if isinstance(curve, Exception) else static if isinstance(static, Exception) else None
+            results[i] = (self._failed(read.row, failure, read.start, read.episodes_in_item) if failure is not None
+                          else self._scored(read, curve, static))
+        return results
+
+    def _read(self, job: Job) -> _Read | JobResult:
+        """The episode's frames, or its failed result."""
         item, start = job.item, time.perf_counter()
         row = job.row()
         episodes_in_item = None
@@ -156,29 +209,34 @@ class Annotator:
                 raise TopRewardError(f"unknown item kind {item.kind!r}")
             if not frames:
                 raise TopRewardError("the episode has no frames")
-            curve = run_episode(self.rewards, frames, times, row["task"], stamps)
-            static = run_episode(self.rewards, [frames[0]] * len(frames), times, row["task"])
+            self.streams[0].check_task(row["task"])  # a task that cannot be rendered fails its episode, not the batch
         except Exception as exc:  # noqa: BLE001 - bad input of any kind is recorded on its episode, never stops the run
-            message = str(exc) if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {exc}"
-            row.update(failed_row(" ".join(message.split()) or type(exc).__name__, time.perf_counter() - start),
-                       worker=self.worker)
-            return JobResult(Outcome(row), episodes_in_item)
-        updates = curve.updates
-        row.update(status="ok", error="", frames=len(updates), duration_s=times[-1], voc=_defined(curve.voc),
+            return self._failed(row, exc, start, episodes_in_item)
+        return _Read(job, row, frames, times, stamps, indices, episodes_in_item, start)
+
+    def _failed(self, row: dict, exc: Exception, start: float, episodes_in_item: int | None) -> JobResult:
+        message = str(exc) if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {exc}"
+        row.update(failed_row(" ".join(message.split()) or type(exc).__name__, time.perf_counter() - start),
+                   worker=self.worker)
+        return JobResult(Outcome(row), episodes_in_item)
+
+    def _scored(self, read: _Read, curve, static) -> JobResult:
+        row, updates, indices = read.row, curve.updates, read.indices
+        row.update(status="ok", error="", frames=len(updates), duration_s=read.times[-1], voc=_defined(curve.voc),
                    static_voc=_defined(static.voc), final_score=updates[-1].score, final_progress=updates[-1].progress,
-                   success=updates[-1].success, wall_seconds=time.perf_counter() - start, worker=self.worker)
+                   success=updates[-1].success, wall_seconds=time.perf_counter() - read.start, worker=self.worker)
         frames_columns = {
             "frame": list(range(len(updates))),
             "frame_index": list(indices) if indices is not None else [None] * len(updates),
             "time": [u.time for u in updates],
-            "stamp": [u.stamp for u in updates] if stamps is not None else [None] * len(updates),
+            "stamp": [u.stamp for u in updates] if read.stamps is not None else [None] * len(updates),
             "score": [u.score for u in updates], "reward": [u.reward for u in updates],
             "progress": [u.progress for u in updates], "success": [u.success for u in updates],
             "logp_true": [list(u.true_logprobs) for u in updates],
             "logp_false": [list(u.false_logprobs) for u in updates],
             "static_score": list(static.values),
             "model_frames": [u.frames for u in updates], "stride": [u.stride for u in updates]}
-        return JobResult(Outcome(row, frames_columns), episodes_in_item)
+        return JobResult(Outcome(row, frames_columns), read.episodes_in_item)
 
     def _read_bag(self, path: str):
         if self._bag is None or self._bag[0] != path:
@@ -218,7 +276,7 @@ def failed_row(error: str, seconds: float) -> dict:
 class AnnotateWorker:
     """The Ray actor: one loaded model. A model that cannot load is reported by ``ready()``, not raised."""
 
-    def __init__(self, settings: AnnotateSettings, threads: int = 0):
+    def __init__(self, settings: AnnotateSettings, threads: int = 0, batch_episodes: int | None = None):
         if threads:
             import torch
 
@@ -226,14 +284,14 @@ class AnnotateWorker:
         self.error = None
         self.annotator = None
         try:
-            self.annotator = Annotator(settings)
+            self.annotator = Annotator(settings, batch_episodes=batch_episodes)
         except TopRewardError as exc:
             self.error = str(exc)
 
     def ready(self) -> tuple[int, str, str | None]:
         return os.getpid(), socket.gethostname(), self.error
 
-    def run(self, job: Job) -> JobResult:
+    def run(self, jobs: list[Job]) -> list[JobResult]:
         if self.annotator is None:
             raise AnnotateError(self.error)
-        return self.annotator.run(job)
+        return self.annotator.run(jobs)

@@ -1,6 +1,6 @@
 """Where episodes are scored: this process (``LocalPool``) or a pool of Ray actors, each holding one loaded
-model (``RayPool``). A pool takes jobs for its workers and hands back each result, or a ``Lost`` job when its
-worker died (a dead actor is replaced) or the call failed.
+model (``RayPool``). A pool takes a batch of jobs (up to ``batch_episodes``, scored together) for a worker and
+hands back their results, or ``Lost`` when the worker died (a dead actor is replaced) or the call failed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import dataclasses
 import logging
 import os
 
-from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
+from .episode_annotator import (AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job,
+                                default_batch_episodes)
 
 
 @dataclasses.dataclass
@@ -31,11 +32,15 @@ class LocalPool:
         self.annotator = annotator
         self._done: collections.deque = collections.deque()
 
+    @property
+    def batch_episodes(self) -> int:
+        return self.annotator.batch_episodes
+
     def start(self) -> None:
         pass
 
-    def submit(self, worker: int, job: Job) -> None:
-        self._done.append((worker, job, self.annotator.run(job)))
+    def submit(self, worker: int, jobs: list[Job]) -> None:
+        self._done.append((worker, jobs, self.annotator.run(jobs)))
 
     def wait(self):
         return self._done.popleft()
@@ -54,8 +59,9 @@ class RayPool:
     """``workers`` Ray actors, each holding one loaded model; a dead one is replaced by a new one."""
 
     def __init__(self, settings: AnnotateSettings, address: str, workers: int | None = None,
-                 cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None):
-        self.settings, self.address = settings, address
+                 cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None,
+                 batch_episodes: int | None = None):
+        self.settings, self.address, self.batch_episodes = settings, address, batch_episodes
         self.size, self.cpus, self.gpus = workers, cpus_per_worker, gpus_per_worker
         self.actors: list = []
         self._ready: list = []
@@ -91,6 +97,8 @@ class RayPool:
         cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
         if self.gpus is None:
             self.gpus = 1.0 if gpus >= 1 else 0.0
+        if self.batch_episodes is None:
+            self.batch_episodes = default_batch_episodes("cuda" if self.gpus > 0 else "cpu")
         if self.size is None:
             self.size = int(gpus // self.gpus) if self.gpus > 0 else int(cpus // self.cpus) if self.cpus > 0 else 1
         if self.size < 1 or self.size * self.cpus > cpus + 1e-9 or self.size * self.gpus > gpus + 1e-9:
@@ -112,22 +120,22 @@ class RayPool:
 
     def _new_actor(self):
         return self._remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0).remote(
-            self.settings, max(1, int(self.cpus)))
+            self.settings, max(1, int(self.cpus)), self.batch_episodes)
 
-    def submit(self, worker: int, job: Job) -> None:
-        self._inflight[self.actors[worker].run.remote(job)] = (worker, job)
+    def submit(self, worker: int, jobs: list[Job]) -> None:
+        self._inflight[self.actors[worker].run.remote(jobs)] = (worker, jobs)
 
     def wait(self):
         ready, _ = self.ray.wait(list(self._inflight), num_returns=1)
-        worker, job = self._inflight.pop(ready[0])
+        worker, jobs = self._inflight.pop(ready[0])
         exceptions = self.ray.exceptions
         try:
-            return worker, job, self.ray.get(ready[0])
+            return worker, jobs, self.ray.get(ready[0])
         except (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.ObjectLostError) as exc:
-            return worker, job, Lost(f"worker {self._pids.get(worker, '?')} died: "
-                                     f"{' '.join(str(exc).split())[:300]}", worker_died=True)
+            return worker, jobs, Lost(f"worker {self._pids.get(worker, '?')} died: "
+                                      f"{' '.join(str(exc).split())[:300]}", worker_died=True)
         except exceptions.RayError as exc:
-            return worker, job, Lost(" ".join(str(exc).split())[:300], worker_died=False)
+            return worker, jobs, Lost(" ".join(str(exc).split())[:300], worker_died=False)
 
     def busy(self) -> list[int]:
         """The workers with a job in flight."""

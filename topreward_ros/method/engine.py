@@ -17,9 +17,15 @@ __all__ = ["DEFAULT_MAX_FRAMES", "StreamingEngine", "Update"]
 class StreamingEngine:
     """One episode's state. Not thread-safe: one engine per stream (Qwen3-VL keeps rope state)."""
 
-    def __init__(self, reward_model, config: ScoringConfig, max_frames: int = DEFAULT_MAX_FRAMES):
-        self.pool = SessionPool(reward_model, config, max_frames=max_frames, capacity=1)
-        self._session_id = self.pool.open()
+    def __init__(self, reward_model, config: ScoringConfig, max_frames: int = DEFAULT_MAX_FRAMES,
+                 pool: SessionPool | None = None):
+        """A pool of its own, or a session of ``pool`` (whose sessions can then be scored together)."""
+        self.pool = pool if pool is not None else SessionPool(reward_model, config, max_frames=max_frames, capacity=1)
+        self.session_id = self.pool.open()
+
+    @classmethod
+    def in_pool(cls, pool: SessionPool) -> "StreamingEngine":
+        return cls(pool.reward_model, pool.config, pool.max_frames, pool=pool)
 
     @property
     def config(self) -> ScoringConfig:
@@ -35,7 +41,7 @@ class StreamingEngine:
 
     @property
     def _session(self):
-        return self.pool.session(self._session_id)
+        return self.pool.session(self.session_id)
 
     @property
     def frames(self) -> list[np.ndarray]:
@@ -55,15 +61,15 @@ class StreamingEngine:
 
     def reset(self) -> None:
         """Start a new episode (frames, vision features and KV cache are dropped)."""
-        self.pool.reset(self._session_id)
+        self.pool.reset(self.session_id)
 
     def invalidate(self) -> None:
         """Drop the caches but keep the frames: the next score rebuilds them (after a failed update)."""
-        self.pool.invalidate(self._session_id)
+        self.pool.invalidate(self.session_id)
 
     def add_frame(self, frame: np.ndarray, timestamp: float) -> bool:
         """Add an RGB frame taken at ``timestamp`` seconds. Returns False if the stride skips it."""
-        return self.pool.add_frame(self._session_id, frame, timestamp)
+        return self.pool.add_frame(self.session_id, frame, timestamp)
 
     def check_task(self, task: str) -> str:
         """The stripped task if every prompt renders with it; else a PromptError or RenderError.
@@ -72,4 +78,4 @@ class StreamingEngine:
 
     def score(self, task: str) -> Update:
         """Score the episode so far for ``task``."""
-        return self.pool.score({self._session_id: task})[self._session_id]
+        return self.pool.score({self.session_id: task})[self.session_id]

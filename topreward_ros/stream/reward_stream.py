@@ -90,17 +90,16 @@ class RewardStream:
 
     def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate:
         """Add ``frames`` (in time order) to the episode and score it once."""
-        if not frames:
-            raise RewardStreamError("an update needs at least one frame")
-        start = time.perf_counter()
-        try:
-            for sampled in frames:
-                self.engine.add_frame(sampled.frame, sampled.time)
-            result = self.engine.score(task)
-        except Exception:
-            self.engine.invalidate()  # the frames stay; the caches are rebuilt by the next update
-            self._unreported += len(frames)
-            raise
+        result = update_streams([(self, frames, task)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _failed(self, frames: int) -> None:
+        self.engine.invalidate()  # the frames stay; the caches are rebuilt by the next update
+        self._unreported += frames
+
+    def _publish(self, result, frames: Sequence[SampledFrame], task: str, start: float) -> RewardUpdate:
         added, self._unreported = len(frames) + self._unreported, 0
         score = result.score.value
         progress = self.progress.update(score)
@@ -115,3 +114,41 @@ class RewardStream:
             true_logprobs=result.score.true_logprobs, false_logprobs=result.score.false_logprobs,
             frames=result.num_frames, stride=result.stride, added=added,
             latency_ms=(time.perf_counter() - start) * 1e3)
+
+
+def update_streams(requests: Sequence[tuple[RewardStream, Sequence[SampledFrame], str]]
+                   ) -> list[RewardUpdate | Exception]:
+    """Update several reward streams, whose engines are sessions of one SessionPool, in one forward.
+
+    Each request is (stream, new frames, task) and gets the update ``stream.update`` would give, or the
+    exception that update would raise: a stream whose frames are refused fails alone; if the forward fails,
+    every stream in it fails with that error (its frames stay in its episode, as after a failed update).
+    """
+    start = time.perf_counter()
+    results: list[RewardUpdate | Exception | None] = [None] * len(requests)
+    scored: dict[int, int] = {}  # session id -> request
+    for k, (stream, frames, _) in enumerate(requests):
+        if not frames:
+            results[k] = RewardStreamError("an update needs at least one frame")
+            continue
+        try:
+            for sampled in frames:
+                stream.engine.add_frame(sampled.frame, sampled.time)
+        except Exception as exc:  # noqa: BLE001 - handed back to this request's caller
+            stream._failed(len(frames))
+            results[k] = exc
+            continue
+        scored[stream.engine.session_id] = k
+    if scored:
+        pool = requests[next(iter(scored.values()))][0].engine.pool
+        try:
+            scores = pool.score({session_id: requests[k][2] for session_id, k in scored.items()})
+        except Exception as exc:  # noqa: BLE001 - every stream in the forward failed with it
+            for k in scored.values():
+                requests[k][0]._failed(len(requests[k][1]))
+                results[k] = exc
+        else:
+            for session_id, k in scored.items():
+                stream, frames, task = requests[k]
+                results[k] = stream._publish(scores[session_id], frames, task, start)
+    return results

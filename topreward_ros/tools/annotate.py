@@ -33,6 +33,7 @@ from .eval_bag import add_bag_arguments, listed_tasks, stamp_gap
 
 PROG = "topreward-annotate"
 FAILURES_PRINTED = 10
+MAX_BATCH_EPISODES = 64
 
 
 def finite_float(text: str) -> float:
@@ -69,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--max-attempts", type=int_between(1, 10), default=DEFAULT_MAX_ATTEMPTS,
                        help="runs of an episode whose worker dies before it is recorded as failed "
                             "(default %(default)s)")
+    group.add_argument("--batch-episodes", type=int_between(1, MAX_BATCH_EPISODES), metavar="K",
+                       help="episodes a worker scores at once, in one forward per step (default: 8 on a GPU, "
+                            "1 on the CPU; the scores do not depend on it)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = p.add_argument_group("Ray cluster (default: this process only)")
     ray.add_argument("--ray-address", metavar="ADDRESS",
@@ -117,9 +121,10 @@ def body(argv) -> int:
     sources = find_sources(args.sources, args.cameras)
     resumed = check_output(args.output, run_record(sources, settings))
     if args.ray_address:
-        pool = RayPool(settings, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker)
+        pool = RayPool(settings, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker,
+                       args.batch_episodes)
     else:
-        pool = LocalPool(Annotator(settings, load_reward_model(settings.model)))
+        pool = LocalPool(Annotator(settings, load_reward_model(settings.model), args.batch_episodes))
     try:
         pool.start()
         if resumed and not args.no_progress:
@@ -128,7 +133,8 @@ def body(argv) -> int:
             result = annotate(sources, settings, args.output, pool, max_attempts=args.max_attempts,
                               retry_failed=args.retry_failed, rabc=args.rabc_progress,
                               show_progress=not args.no_progress,
-                              run_info={"ray_address": args.ray_address, "workers": pool.size})
+                              run_info={"ray_address": args.ray_address, "workers": pool.size,
+                                        "batch_episodes": pool.batch_episodes})
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted; finished episodes are saved: run the same command again to finish",
                   file=sys.stderr)
