@@ -14,6 +14,7 @@ the CPU) before its sessions open, with them full, and after they are all closed
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import sys
@@ -35,10 +36,14 @@ from topreward_ros.synthetic.scene import scene_frames
 
 
 def memory_mb(device: torch.device) -> float:
+    """The CUDA allocation on a GPU; on the CPU the process RSS, after glibc hands freed heap pages back
+    (it keeps them by default, so RSS alone would not show a session's memory being freed)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         return torch.cuda.memory_allocated() / 2**20
     gc.collect()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     return psutil.Process().memory_info().rss / 2**20
 
 
