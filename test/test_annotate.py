@@ -4,6 +4,7 @@ started by the tests; resumable (a killed driver), fault tolerant (a killed work
 Light on purpose (about 2 minutes): the tiny model, 64x64 frames, seven episodes of three or four frames.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -15,14 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import av
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from topreward_ros.evaluation.annotate import annotate
-from topreward_ros.evaluation.episode_annotator import Annotator
+from topreward_ros.evaluation.episode_annotator import (CPU_BATCH_EPISODES, GPU_BATCH_EPISODES, Annotator,
+                                                         default_batch_episodes)
 from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
+from topreward_ros.method.sessions import session_cache_bytes
 from topreward_ros.sources.collections import find_sources
 from topreward_ros.synthetic.scene import render_scene
 from topreward_ros.tools.annotate import main, parser, settings_from
@@ -283,6 +287,20 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
     assert_same_run(tmp_path / "run", baseline)
 
 
+def test_default_batch_fits_the_device(collection, tiny_model_dir, reward_model, monkeypatch):
+    """CPU: the measured default. GPU (its free memory faked at the one call that reads it): as many episodes
+    as fit, two full sessions each, held twice while batched, up to the cap."""
+    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+                                                  *common_args(tiny_model_dir)]))
+    assert Annotator(settings, reward_model).batch_episodes == CPU_BATCH_EPISODES
+    on_gpu = dataclasses.replace(reward_model, device=torch.device("cuda"))
+    episode = 4 * session_cache_bytes(reward_model.model.model.config.text_config, settings.scoring.resolution,
+                                      settings.max_frames, reward_model.dtype)
+    for free, expected in ((10**12, GPU_BATCH_EPISODES), (3 * episode, 2), (episode // 2, 1)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 2 * free))
+        assert default_batch_episodes(on_gpu, settings) == expected
+
+
 def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, tiny_model_dir, baseline, tmp_path):
     """The command as on a cluster: a driver in another process joins the cluster, two actors score."""
     out = tmp_path / "ray"
@@ -296,11 +314,13 @@ def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, 
     assert json.loads((out / "summary.json").read_text())["run"]["workers"] == 2
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collection, tiny_model_dir, baseline,
-                                                             tmp_path):
+                                                             tmp_path, batch):
+    """With batches, every episode of the killed worker's batch is retried."""
     settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
-    pool = RayPool(settings, ray_cluster, workers=2)
+    pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=batch)
     pool.start()
     killed = []
 
@@ -318,7 +338,9 @@ def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collec
     assert killed and pool.replaced == 1
     assert result.failed == 0
     episodes = table(tmp_path / "run" / "episodes.parquet")
-    assert sorted(r["attempts"] for r in episodes) == [1] * 6 + [2]
+    retried = sum(r["attempts"] == 2 for r in episodes)
+    assert sorted(r["attempts"] for r in episodes) == [1] * (7 - retried) + [2] * retried
+    assert 1 <= retried <= batch
     assert str(killed[0]) not in {r["worker"].split(":")[1] for r in episodes if r["attempts"] == 2}
     assert_same_run(tmp_path / "run", baseline)
 
@@ -329,7 +351,7 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
     bag, so the failure says its other episodes are not scored; a rerun with --retry-failed completes the run."""
     settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
-    pool = RayPool(settings, ray_cluster, workers=2)
+    pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=1)
     pool.start()
     dead = pool.pid(0)
     os.kill(dead, signal.SIGKILL)  # before the run: worker 0 takes the first job

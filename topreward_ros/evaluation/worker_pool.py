@@ -10,8 +10,7 @@ import dataclasses
 import logging
 import os
 
-from .episode_annotator import (AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job,
-                                default_batch_episodes)
+from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
 
 
 @dataclasses.dataclass
@@ -97,8 +96,6 @@ class RayPool:
         cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
         if self.gpus is None:
             self.gpus = 1.0 if gpus >= 1 else 0.0
-        if self.batch_episodes is None:
-            self.batch_episodes = default_batch_episodes("cuda" if self.gpus > 0 else "cpu")
         if self.size is None:
             self.size = int(gpus // self.gpus) if self.gpus > 0 else int(cpus // self.cpus) if self.cpus > 0 else 1
         if self.size < 1 or self.size * self.cpus > cpus + 1e-9 or self.size * self.gpus > gpus + 1e-9:
@@ -112,11 +109,13 @@ class RayPool:
         except ray.exceptions.RayError as exc:
             self.close()
             raise AnnotateError(f"Ray workers could not start: {' '.join(str(exc).split())[:500]}") from exc
-        for worker, (pid, _, error) in enumerate(answers):
+        for worker, (pid, _, error, _) in enumerate(answers):
             if error:
                 self.close()
                 raise AnnotateError(f"a Ray worker cannot load the model: {error}")
             self._pids[worker] = pid
+        # each worker chose its default from its own device: batches fit the smallest
+        self.batch_episodes = self.batch_episodes or min(batch for *_, batch in answers)
 
     def _new_actor(self):
         return self._remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0).remote(

@@ -49,6 +49,16 @@ DEFAULT_CAPACITY = 16    # sessions a pool holds at once
 _PROMPT_CACHE_SIZE = 256  # rendered prompt sets kept (one per task)
 
 
+def session_cache_bytes(text_config, resolution: tuple[int, int], max_frames: int, dtype: torch.dtype) -> int:
+    """The KV cache of a session holding ``max_frames`` frames, approximately (a pair's vision tokens plus
+    about ten for its timestamp and markers, and a hundred for the prefix and prompts)."""
+    width, height = resolution
+    tokens = (max_frames // 2) * (width * height // 1024 + 10) + 100
+    per_token = (2 * text_config.num_hidden_layers * text_config.num_key_value_heads * text_config.head_dim
+                 * torch.empty((), dtype=dtype).element_size())
+    return tokens * per_token
+
+
 class SessionError(TopRewardError, ValueError):
     """An unknown or closed session, or a pool at capacity."""
 

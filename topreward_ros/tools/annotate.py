@@ -71,8 +71,8 @@ def parser() -> argparse.ArgumentParser:
                        help="runs of an episode whose worker dies before it is recorded as failed "
                             "(default %(default)s)")
     group.add_argument("--batch-episodes", type=int_between(1, MAX_BATCH_EPISODES), metavar="K",
-                       help="episodes a worker scores at once, in one forward per step (default: 8 on a GPU, "
-                            "1 on the CPU; the scores do not depend on it)")
+                       help="episodes a worker scores at once, in one forward per step (default: 4 on the CPU; "
+                            "on a GPU as many as its free memory holds, up to 8; the scores do not depend on it)")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = p.add_argument_group("Ray cluster (default: this process only)")
     ray.add_argument("--ray-address", metavar="ADDRESS",
