@@ -25,8 +25,9 @@ from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
 from ..sources.bags import open_bag, read_episodes
 from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
-from ..evaluation.report import check_output_file, write_text_atomic
+from ..evaluation.report import write_text_atomic
 from ..method.model import load_reward_model
+from ..outputs import check_output_file
 from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, run,
                      scoring_config)
 from .eval_bag import add_bag_arguments, stamp_gap
