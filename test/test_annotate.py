@@ -25,7 +25,7 @@ from topreward_ros.evaluation.episode_annotator import Annotator
 from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
 from topreward_ros.sources.collections import find_sources
 from topreward_ros.synthetic.scene import render_scene
-from topreward_ros.tools.annotate import main, parser, settings_from
+from topreward_ros.tools.annotate import build_parser, main, settings_from
 from topreward_ros.tools.make_sample_bag import DEFAULT_TASK
 
 from test_eval_video import BIN, run_tool
@@ -148,7 +148,7 @@ EXPECTED = {("robot-runs", "bags/day1", 0): 3, ("robot-runs", "bags/day1", 1): 3
 @pytest.fixture(scope="module")
 def baseline(collection, tiny_model_dir, reward_model, tmp_path_factory):
     """The single-process run (in this process, with the session's model)."""
-    args = parser().parse_args([*map(str, collection), "--output", "unused", *common_args(tiny_model_dir)])
+    args = build_parser().parse_args([*map(str, collection), "--output", "unused", *common_args(tiny_model_dir)])
     settings = settings_from(args)
     output = tmp_path_factory.mktemp("baseline") / "run"
     result = annotate(find_sources(collection), settings, output, LocalPool(Annotator(settings, reward_model)),
@@ -248,7 +248,7 @@ def test_rabc_episode_mode_interpolates_the_min_max_normalised_scores(baseline, 
     """A finished run is only reassembled (nothing scored): the other progress mode, LeRobot's port's."""
     run = tmp_path / "run"
     shutil.copytree(baseline, run)
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     result = annotate(find_sources(collection), settings, run, LocalPool(None), rabc="episode", show_progress=False)
     assert result.summary["run"]["this_run_episodes"] == 0
@@ -277,7 +277,7 @@ def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, 
 
 def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collection, tiny_model_dir, baseline,
                                                              tmp_path):
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2)
     pool.start()
@@ -306,7 +306,7 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
                                                                               tiny_model_dir, baseline, tmp_path):
     """max_attempts bounds the retries. The dead worker's episode is the first bag's first: no worker read that
     bag, so the failure says its other episodes are not scored; a rerun with --retry-failed completes the run."""
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2)
     pool.start()
