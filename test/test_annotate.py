@@ -29,7 +29,7 @@ from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
 from topreward_ros.method.sessions import session_cache_bytes
 from topreward_ros.sources.collections import find_sources
 from topreward_ros.synthetic.scene import render_scene
-from topreward_ros.tools.annotate import main, parser, settings_from
+from topreward_ros.tools.annotate import build_parser, main, settings_from
 from topreward_ros.tools.make_sample_bag import DEFAULT_TASK
 
 from test_eval_video import BIN, run_tool
@@ -152,7 +152,7 @@ EXPECTED = {("robot-runs", "bags/day1", 0): 3, ("robot-runs", "bags/day1", 1): 3
 @pytest.fixture(scope="module")
 def baseline(collection, tiny_model_dir, reward_model, tmp_path_factory):
     """The single-process run (in this process, with the session's model)."""
-    args = parser().parse_args([*map(str, collection), "--output", "unused", *common_args(tiny_model_dir)])
+    args = build_parser().parse_args([*map(str, collection), "--output", "unused", *common_args(tiny_model_dir)])
     settings = settings_from(args)
     output = tmp_path_factory.mktemp("baseline") / "run"
     result = annotate(find_sources(collection), settings, output, LocalPool(Annotator(settings, reward_model)),
@@ -252,7 +252,7 @@ def test_rabc_episode_mode_interpolates_the_min_max_normalised_scores(baseline, 
     """A finished run is only reassembled (nothing scored): the other progress mode, LeRobot's port's."""
     run = tmp_path / "run"
     shutil.copytree(baseline, run)
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     result = annotate(find_sources(collection), settings, run, LocalPool(None), rabc="episode", show_progress=False)
     assert result.summary["run"]["this_run_episodes"] == 0
@@ -270,7 +270,7 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
                                                            tmp_path):
     """--batch-episodes 8: a worker scores up to 8 episodes and their static controls (16 sessions of one pool)
     in one forward per step; the tables equal those of one episode at a time."""
-    args = parser().parse_args([*map(str, collection), "--output", "x", *common_args(tiny_model_dir),
+    args = build_parser().parse_args([*map(str, collection), "--output", "x", *common_args(tiny_model_dir),
                                 "--batch-episodes", "8"])
     settings = settings_from(args)
     batches = []
@@ -290,7 +290,7 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
 def test_default_batch_fits_the_device(collection, tiny_model_dir, reward_model, monkeypatch):
     """CPU: the measured default. GPU (its free memory faked at the one call that reads it): as many episodes
     as fit, two full sessions each, held twice while batched, up to the cap."""
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     assert Annotator(settings, reward_model).batch_episodes == CPU_BATCH_EPISODES
     on_gpu = dataclasses.replace(reward_model, device=torch.device("cuda"))
@@ -318,7 +318,7 @@ def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, 
 def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collection, tiny_model_dir, baseline,
                                                              tmp_path, batch):
     """With batches, every episode of the killed worker's batch is retried."""
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=batch)
     pool.start()
@@ -349,7 +349,7 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
                                                                               tiny_model_dir, baseline, tmp_path):
     """max_attempts bounds the retries. The dead worker's episode is the first bag's first: no worker read that
     bag, so the failure says its other episodes are not scored; a rerun with --retry-failed completes the run."""
-    settings = settings_from(parser().parse_args([*map(str, collection), "--output", "x",
+    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=1)
     pool.start()

@@ -150,7 +150,7 @@ def test_bad_bags_give_a_clear_error(case, message, tmp_path, sample_bags, tiny_
 
 def test_make_sample_bag_refuses_to_overwrite(sample_bags):
     result = run_tool("topreward-make-sample-bag", str(sample_bags["mcap"]))
-    assert result.returncode == 2 and "exists already" in result.stderr
+    assert result.returncode == 2 and "already exists" in result.stderr, result.stderr
 
 
 def test_offline_stamp_rules_match_the_node(tmp_path):

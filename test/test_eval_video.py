@@ -18,9 +18,10 @@ TASK = "put the red block in the bowl"
 BIN = Path(sys.executable).parent
 
 
-def run_tool(*args, timeout=300):
+def run_tool(*args, timeout=300, cwd=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")

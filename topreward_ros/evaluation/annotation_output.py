@@ -17,17 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..outputs import OutputError, check_creatable, check_writable_folder
 from ..sources.collections import Dataset, Source, part_name
 from .episode_annotator import AnnotateError, AnnotateSettings, Outcome
 from .metrics import format_voc, min_max_progress
-from .report import OutputError, atomic_path, json_safe, write_text_atomic
+from .report import atomic_path, json_safe, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,7 @@ def check_output(output: str | Path, record: dict) -> bool:
     if not output.exists():
         if output.is_symlink():
             raise OutputError(f"--output {output} is a broken symbolic link")
-        ancestor = output.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
-        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-            raise OutputError(f"--output {output}: cannot create it under {ancestor}")
+        check_creatable(output, "--output")
         return False
     if not output.is_dir():
         raise OutputError(f"--output {output} exists and is not a folder")
@@ -87,8 +83,7 @@ def check_output(output: str | Path, record: dict) -> bool:
     if changed:
         raise OutputError(f"--output {output} is a run with other settings ({', '.join(changed)}); resume it with "
                           "the same options, or give a new folder")
-    if not os.access(output, os.W_OK | os.X_OK):
-        raise OutputError(f"--output {output} is not writable")
+    check_writable_folder(output, "--output", output)
     return True
 
 

@@ -25,15 +25,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..errors import TopRewardError  # noqa: E402
+from ..outputs import OutputError, check_creatable, check_writable_folder  # noqa: E402
 from .curve import CurveReport  # noqa: E402
 from .metrics import format_voc  # noqa: E402
 
 PARTIAL = ".topreward-partial-"  # prefix of the folders a report is built in before it is moved into place
-
-
-class OutputError(TopRewardError):
-    """An output path that cannot be written as asked (a file where a folder is wanted, a foreign folder, ...)."""
 
 
 @contextlib.contextmanager
@@ -59,30 +55,6 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
-def _check_creatable(path: Path, what: str) -> None:
-    """``path`` does not exist: its nearest existing ancestor must be a folder we may write in."""
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(f"{what} {path}: {ancestor} exists and is not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: cannot create it, {ancestor} is not writable")
-
-
-def check_output_file(path: str | Path, what: str = "--output") -> Path:
-    """A file to (over)write: not a folder, and creatable. Nothing is created."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder; give a file name")
-    if path.exists():
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise OutputError(f"{what} {path}: cannot replace it, {path.parent} is not writable")
-    else:
-        _check_creatable(path, what)
-    return path
-
-
 def check_report_folder(folder: str | Path, report_files: re.Pattern, tool: str, what: str = "--output") -> Path:
     """A report folder that is safe to write: new, empty, or a previous report of ``tool`` (every entry a
     file whose name ``report_files`` matches in full). Nothing is created."""
@@ -90,7 +62,7 @@ def check_report_folder(folder: str | Path, report_files: re.Pattern, tool: str,
     if not folder.exists():
         if folder.is_symlink():
             raise OutputError(f"{what} {folder} is a broken symbolic link")
-        _check_creatable(folder, what)
+        check_creatable(folder, what)
         return folder
     if not folder.is_dir():
         raise OutputError(f"{what} {folder} exists and is not a folder")
@@ -99,8 +71,7 @@ def check_report_folder(folder: str | Path, report_files: re.Pattern, tool: str,
         listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise OutputError(f"{what} {folder} holds files that are not from a previous {tool} report ({listed}); "
                           "give a new or empty folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {folder} is not writable")
+    check_writable_folder(folder, what, folder)
     return folder
 
 

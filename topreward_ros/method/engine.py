@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .scoring import ScoringConfig
-from .sessions import DEFAULT_MAX_FRAMES, SessionPool, Update
+from .sessions import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE, SessionPool, Update
 
-__all__ = ["DEFAULT_MAX_FRAMES", "StreamingEngine", "Update"]
+__all__ = ["DEFAULT_MAX_FRAMES", "MAX_FRAMES_RANGE", "StreamingEngine", "Update"]
 
 
 class StreamingEngine:

@@ -11,6 +11,7 @@ import numpy as np
 
 FRAME_MULTIPLE = 32  # one LM token covers 32x32 pixels (patch 16, 2x2 merge)
 DEFAULT_RESOLUTION = (512, 384)
+MAX_FRAME_SIDE = 2048  # pixels a side at most (the node's resolution_width/height range)
 
 
 class FrameError(TopRewardError, ValueError):
@@ -29,8 +30,9 @@ def parse_resolution(text: str) -> tuple[int, int]:
 
 def check_resolution(resolution: tuple[int, int]) -> None:
     width, height = resolution
-    if width <= 0 or height <= 0 or width % FRAME_MULTIPLE or height % FRAME_MULTIPLE:
-        raise FrameError(f"resolution {width}x{height}: width and height must be positive multiples of {FRAME_MULTIPLE}")
+    if not all(0 < side <= MAX_FRAME_SIDE and side % FRAME_MULTIPLE == 0 for side in (width, height)):
+        raise FrameError(f"resolution {width}x{height}: width and height must be multiples of {FRAME_MULTIPLE} "
+                         f"from {FRAME_MULTIPLE} to {MAX_FRAME_SIDE}")
 
 
 def resize_frame(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:

@@ -45,6 +45,7 @@ from .scoring import Score, ScoringConfig, answer_logprobs, make_score
 from .vision import GroupFeatures, encode_pairs, rope_index
 
 DEFAULT_MAX_FRAMES = 64  # frames kept per episode before every other one is dropped
+MAX_FRAMES_RANGE = (4, 1024)  # an even number in this range: past it every other frame is dropped
 DEFAULT_CAPACITY = 16    # sessions a pool holds at once
 _PROMPT_CACHE_SIZE = 256  # rendered prompt sets kept (one per task)
 

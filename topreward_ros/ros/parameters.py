@@ -9,12 +9,14 @@ import dataclasses
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from ..method.engine import DEFAULT_MAX_FRAMES
-from ..method.frames import DEFAULT_RESOLUTION
+from ..method.engine import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
+from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
 from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS
 from ..sources.image_messages import DEFAULT_MAX_PIXELS
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
-from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
+from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
+                                     MAX_GAP_RANGE, SAMPLE_FPS_RANGE)
+from ..stream.online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,
+                             SUCCESS_THRESHOLD_RANGE)
 from ..stream.reward_stream import REWARD_TYPES
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -58,19 +60,19 @@ PARAMETERS = (
           "publishers).", choices=RELIABILITIES),
     Param("qos_depth", 5, "Camera subscription queue depth.", int_range=(1, 100, 1)),
     Param("camera_slop", DEFAULT_CAMERA_SLOP, "Max header stamp difference (s) when pairing several cameras.",
-          float_range=(0.0, 1.0)),
+          float_range=CAMERA_SLOP_RANGE),
     Param("sample_fps", DEFAULT_SAMPLE_FPS, "Frames per second taken into the episode, from header stamps "
-          "(one update each; a slow model merges several into one update).", float_range=(0.1, 30.0)),
+          "(one update each; a slow model merges several into one update).", float_range=SAMPLE_FPS_RANGE),
     Param("max_stamp_gap", DEFAULT_MAX_GAP, "A header stamp this many seconds after the previous one (or before "
-          "it) starts a new episode.", float_range=(0.1, 3600.0)),
+          "it) starts a new episode.", float_range=MAX_GAP_RANGE),
     Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Images declaring more pixels (width x height) are dropped and "
           "counted before decoding.", int_range=(1, 1_000_000_000, 1)),
     Param("resolution_width", DEFAULT_RESOLUTION[0], "Fixed frame width fed to the model (multiple of 32).",
-          int_range=(32, 2048, 32)),
+          int_range=(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE)),
     Param("resolution_height", DEFAULT_RESOLUTION[1], "Fixed frame height fed to the model (multiple of 32).",
-          int_range=(32, 2048, 32)),
+          int_range=(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE)),
     Param("max_frames", DEFAULT_MAX_FRAMES, "Frames kept per episode; past it every other frame is dropped and the rate halves.",
-          int_range=(4, 1024, 2)),
+          int_range=(*MAX_FRAMES_RANGE, 2)),
     Param("prompts_file", "", "YAML file with a 'prompts:' list; empty = the 10 packaged variants."),
     Param("ensemble_size", 1, "Number of prompts averaged (the first N of the set).", int_range=(1, 64, 1)),
     Param("contrastive", False, "Score = log P(True) - log P(False) instead of log P(True)."),
@@ -79,9 +81,9 @@ PARAMETERS = (
           "delta (score minus the previous score).", structural=False, choices=REWARD_TYPES),
     Param("success_threshold", DEFAULT_SUCCESS_THRESHOLD, "Raw score at or above which an update counts toward success "
           "(default log 0.5; calibrate per setup with topreward-calibrate).", structural=False,
-          float_range=(-1000.0, 1000.0)),
+          float_range=SUCCESS_THRESHOLD_RANGE),
     Param("success_consecutive", DEFAULT_SUCCESS_CONSECUTIVE, "Updates in a row at or above the threshold before success latches.",
-          structural=False, int_range=(1, 1000, 1)),
+          structural=False, int_range=(*SUCCESS_CONSECUTIVE_RANGE, 1)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.1, 60.0)),
     Param("autostart", True, "Configure and activate on start-up (false: drive the lifecycle yourself)."),
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import math
 import sys
 import time
 
@@ -18,10 +17,13 @@ from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from ..errors import TopRewardError
+from ..options import float_between
 from ..sources.video import read_episode
 
 PROG = "topreward-play-video"
 SUBSCRIBER_TIMEOUT = 60.0
+RATE_RANGE = (0.01, 100.0)  # playback speed (also topreward-replay's)
+MAX_SETTLE = 3600.0  # seconds
 
 
 def image(frame, stamp) -> Image:
@@ -55,15 +57,19 @@ def play(args) -> int:
         rclpy.try_shutdown()
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1)")
-    parser.add_argument("--settle", type=float, default=1.0, help="seconds between discovery and the first frame")
-    args = parser.parse_args(argv)
-    if not (math.isfinite(args.rate) and args.rate > 0):
-        parser.error("--rate must be a positive finite number")
+    parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,
+                        help="playback speed (default %(default)s; from {:g} to {:g})".format(*RATE_RANGE))
+    parser.add_argument("--settle", type=float_between(0.0, MAX_SETTLE), default=1.0,
+                        help="seconds between discovery and the first frame (default %(default)s)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return play(args)
     except TopRewardError as exc:

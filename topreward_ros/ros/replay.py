@@ -19,7 +19,6 @@ import argparse
 import csv
 import importlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -43,7 +42,9 @@ from std_srvs.srv import Trigger
 from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, EpisodeStream
+from ..options import float_between, int_between, new_path, output_file
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE, EpisodeStream
+from .play_video import MAX_SETTLE, RATE_RANGE
 from .update_listener import frames_covered
 
 PROG = "topreward-replay"
@@ -51,6 +52,7 @@ CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress",
               "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0
+MAX_LOOPS = 10_000
 
 
 def call_service(node, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
@@ -293,42 +295,37 @@ def write_bag(args, path: Path, record: list) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def check_outputs(args) -> None:
-    """Before anything is played: the CSV path is not a folder, the record bag does not exist yet."""
-    if Path(args.output).is_dir():
-        raise TopRewardError(f"--output {args.output} is a folder; give the CSV file name")
-    if args.record_bag and (Path(args.record_bag).exists() or Path(args.record_bag).is_symlink()):
-        raise TopRewardError(f"--record-bag {args.record_bag} already exists; give a new path")
-
-
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
     parser.add_argument("--topics", nargs="+", help="topics to play (default: all but the marker topic)")
-    parser.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0)")
-    parser.add_argument("--loop", type=int, default=1, help="times to play the bag (default 1)")
+    parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,
+                        help="playback speed (default %(default)s; from {:g} to {:g})".format(*RATE_RANGE))
+    parser.add_argument("--loop", type=int_between(1, MAX_LOOPS), default=1,
+                        help="times to play the bag (default %(default)s)")
     parser.add_argument("--marker-topic", help="episode marker topic: restart the node's episode at each marker")
     parser.add_argument("--node", default="/topreward", help="the reward node's name (default /topreward)")
-    parser.add_argument("--output", default="out/replay.csv", help="CSV of the node's updates (replaced if it exists)")
-    parser.add_argument("--record-bag", help="also record reward/success/update to this new bag directory")
+    parser.add_argument("--output", type=output_file, default="out/replay.csv",
+                        help="CSV of the node's updates (replaced if it exists; default %(default)s)")
+    parser.add_argument("--record-bag", type=new_path,
+                        help="also record reward/success/update to this new bag directory")
     parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],
                         help="topics whose subscriber must be up before playing (default /camera/image_raw)")
-    parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait after discovery (default 1)")
-    parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
-    parser.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS,
+    parser.add_argument("--settle", type=float_between(0.0, MAX_SETTLE), default=1.0,
+                        help="seconds to wait after discovery (default %(default)s)")
+    parser.add_argument("--drain", type=float_between(0.0, MAX_SETTLE), default=3.0,
+                        help="seconds without updates before stopping (default %(default)s)")
+    parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps, to count the frames it should score (default %(default)s)")
     parser.add_argument("--image-topics", nargs="+",
                         help="the node's image topics, to count the frames it should score (default: the played "
                              "Image and CompressedImage topics named in --wait-for, else all played ones)")
-    args = parser.parse_args(argv)
-    for option, value, positive in (("--rate", args.rate, True), ("--sample-fps", args.sample_fps, True),
-                                    ("--settle", args.settle, False), ("--drain", args.drain, False)):
-        if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
-            parser.error(f"{option} must be a {'positive' if positive else 'non-negative'} finite number, got {value}")
-    if args.loop < 1:
-        parser.error(f"--loop must be at least 1, got {args.loop}")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        check_outputs(args)
         return play(args)
     except TopRewardError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

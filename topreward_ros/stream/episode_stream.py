@@ -23,6 +23,10 @@ from .sampler import FrameSampler
 DEFAULT_SAMPLE_FPS = 2.0    # frames per second taken into an episode (the published 2 fps schedule)
 DEFAULT_CAMERA_SLOP = 0.05  # seconds between the stamps of paired cameras
 DEFAULT_MAX_GAP = 10.0      # seconds of silence in the stamps that start a new episode
+# The values the node's parameters and the tools' options accept (from, to).
+SAMPLE_FPS_RANGE = (0.1, 30.0)
+CAMERA_SLOP_RANGE = (0.0, 1.0)
+MAX_GAP_RANGE = (0.1, 3600.0)
 
 
 @dataclasses.dataclass(frozen=True)

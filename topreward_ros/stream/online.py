@@ -6,6 +6,9 @@ import math
 
 DEFAULT_SUCCESS_THRESHOLD = round(math.log(0.5), 3)  # P(True) = 0.5; calibrate per setup (topreward-calibrate)
 DEFAULT_SUCCESS_CONSECUTIVE = 3
+# The values the node's parameters and the tools' options accept (from, to).
+SUCCESS_THRESHOLD_RANGE = (-1000.0, 1000.0)
+SUCCESS_CONSECUTIVE_RANGE = (1, 1000)
 
 
 class CausalProgress:

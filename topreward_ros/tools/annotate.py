@@ -14,7 +14,6 @@ finish a run that was stopped. Exit status: 0 all scored, 1 some episodes failed
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 from ..errors import TopRewardError
@@ -25,31 +24,24 @@ from ..evaluation.metrics import format_voc
 from ..evaluation.worker_pool import LocalPool, RayPool
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
-from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
+from ..options import float_between, int_between, output_folder
+from ..stream.online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,
+                             SUCCESS_THRESHOLD_RANGE)
 from ..stream.reward_stream import REWARD_TYPES
-from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, positive_float, run,
-                     scoring_config)
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
 from .eval_bag import add_bag_arguments, listed_tasks, stamp_gap
 
 PROG = "topreward-annotate"
 FAILURES_PRINTED = 10
 MAX_BATCH_EPISODES = 64
+MAX_WORKERS = 4096
+MAX_RESOURCES_PER_WORKER = 1024.0  # CPUs or GPUs one actor asks Ray for
 
 
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="bag tree, LeRobot v3 dataset, video file or folder")
-    p.add_argument("--output", required=True, metavar="DIR",
+    p.add_argument("--output", type=output_folder, required=True, metavar="DIR",
                    help="run folder: new, empty, or a previous run of the same command (then it resumes)")
     add_bag_arguments(p)
     group = p.add_argument_group("collections")
@@ -57,9 +49,11 @@ def parser() -> argparse.ArgumentParser:
                        help="LeRobot camera features scored, tiled in this order (default: every video feature)")
     group.add_argument("--reward-type", choices=REWARD_TYPES, default=REWARD_TYPES[0],
                        help="what the 'reward' column holds, as the node's reward_type (default %(default)s)")
-    group.add_argument("--success-threshold", type=finite_float, default=DEFAULT_SUCCESS_THRESHOLD,
+    group.add_argument("--success-threshold", type=float_between(*SUCCESS_THRESHOLD_RANGE),
+                       default=DEFAULT_SUCCESS_THRESHOLD,
                        help="the node's success_threshold (default %(default)s)")
-    group.add_argument("--success-consecutive", type=int_between(1, 1000), default=DEFAULT_SUCCESS_CONSECUTIVE,
+    group.add_argument("--success-consecutive", type=int_between(*SUCCESS_CONSECUTIVE_RANGE),
+                       default=DEFAULT_SUCCESS_CONSECUTIVE,
                        help="the node's success_consecutive (default %(default)s)")
     group.add_argument("--rabc-progress", choices=RABC_MODES, default="causal",
                        help="LeRobot progress file between sampled frames: causal = the causal progress of the "
@@ -78,21 +72,16 @@ def parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray-address", metavar="ADDRESS",
                      help="auto (the cluster this machine is part of), HOST:PORT, ray://HOST:PORT (Ray Client), or "
                           "local (start a Ray instance on this machine)")
-    ray.add_argument("--workers", type=int_between(1, 4096), metavar="N",
+    ray.add_argument("--workers", type=int_between(1, MAX_WORKERS), metavar="N",
                      help="actors, each with one model (default: cluster GPUs / --gpus-per-worker, or CPUs / "
                           "--cpus-per-worker without GPUs)")
-    ray.add_argument("--cpus-per-worker", type=positive_float, default=1.0, help="default %(default)s")
-    ray.add_argument("--gpus-per-worker", type=_non_negative, help="default 1 when the cluster has GPUs, else 0")
+    ray.add_argument("--cpus-per-worker", type=float_between(0.01, MAX_RESOURCES_PER_WORKER), default=1.0,
+                     help="default %(default)s")
+    ray.add_argument("--gpus-per-worker", type=float_between(0.0, MAX_RESOURCES_PER_WORKER),
+                     help="default 1 when the cluster has GPUs, else 0")
     add_model_arguments(p)
     add_scoring_arguments(p)
     return p
-
-
-def _non_negative(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def settings_from(args) -> AnnotateSettings:
@@ -112,7 +101,7 @@ def settings_from(args) -> AnnotateSettings:
 
 
 def body(argv) -> int:
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.ray_address is None and (args.workers is not None or args.gpus_per_worker is not None):
         raise TopRewardError("--workers and --gpus-per-worker need --ray-address (without it, one process scores)")
     if not args.image_topics:

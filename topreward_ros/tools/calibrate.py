@@ -25,14 +25,14 @@ from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
 from ..sources.bags import open_bag, read_episodes
 from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
-from ..evaluation.report import check_output_file, write_text_atomic
+from ..evaluation.report import write_text_atomic
 from ..method.model import load_reward_model
-from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, run,
-                     scoring_config)
+from ..options import int_between, output_file
+from ..stream.online import SUCCESS_CONSECUTIVE_RANGE
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
 from .eval_bag import add_bag_arguments, stamp_gap
 
 PROG = "topreward-calibrate"
-MAX_CONSECUTIVE = 1000  # the node's success_consecutive range is 1..1000
 
 
 def read_labels(path: Path) -> tuple[str | None, list[dict]]:
@@ -94,18 +94,23 @@ def final_scores(args, reward_model, config, default_task: str | None, entries: 
     return [scores[(e["bag"], int(e["episode"]))] for e in entries]
 
 
-def body(argv) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("labels", help="YAML listing bag, episode and success of each labelled episode")
-    parser.add_argument("--output", default="out/calibration/success.yaml", help="params YAML to write")
-    parser.add_argument("--consecutive", type=int_between(1, MAX_CONSECUTIVE), metavar="K",
+    parser.add_argument("--output", type=output_file, default="out/calibration/success.yaml",
+                        help="params YAML to write (default %(default)s)")
+    parser.add_argument("--consecutive", type=int_between(*SUCCESS_CONSECUTIVE_RANGE), metavar="K",
                         help="also set success_consecutive in the params YAML")
     add_bag_arguments(parser)
     add_model_arguments(parser)
     add_scoring_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def body(argv) -> int:
+    args = build_parser().parse_args(argv)
     config = scoring_config(args)
-    output = check_output_file(args.output)
+    output = Path(args.output)
     default_task, entries = read_labels(Path(args.labels))
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
         open_bag(bag_path)  # every listed bag exists and has its metadata, before the model loads

@@ -4,50 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 
 from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
 from ..errors import TopRewardError
-from ..method.frames import DEFAULT_RESOLUTION, parse_resolution
+from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
 from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS, ModelConfig
 from ..method.scoring import ScoringConfig
+from ..options import Size, int_between
 
 MAX_PREFIXES = 10_000
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(text, float)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _number(text, float)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def int_between(low: int, high: int, even: bool = False):
-    """argparse type: an integer in [low, high] (and even, if asked)."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if not low <= value <= high or (even and value % 2):
-            kind = "an even integer" if even else "an integer"
-            raise argparse.ArgumentTypeError(f"must be {kind} from {low} to {high}, got {text}")
-        return value
-    return parse
-
-
-def _number(text: str, kind):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +30,10 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ensemble", type=int_between(1, 64), default=1, metavar="N", help="mean over the first N prompts (default 1)")
     group.add_argument("--contrastive", action="store_true", help="reward = log P(True) - log P(False)")
     group.add_argument("--bare", action="store_true", help="render without role markers")
-    group.add_argument("--resolution", default="x".join(map(str, DEFAULT_RESOLUTION)),
-                       help="fixed frame size WIDTHxHEIGHT, multiples of 32 (default %(default)s)")
+    group.add_argument("--resolution", type=Size(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE),
+                       default="x".join(map(str, DEFAULT_RESOLUTION)), metavar="WIDTHxHEIGHT",
+                       help=f"fixed frame size, multiples of {FRAME_MULTIPLE} up to {MAX_FRAME_SIDE} "
+                            "(default %(default)s)")
 
 
 def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,14 +51,14 @@ def model_config(args) -> ModelConfig:
 def scoring_config(args) -> ScoringConfig:
     return ScoringConfig.from_options(prompts_file=args.prompts_file, ensemble_size=args.ensemble,
                                       contrastive=args.contrastive, role_markers=not args.bare,
-                                      resolution=parse_resolution(args.resolution))
+                                      resolution=args.resolution)
 
 
 def settings_of(args, reward_model) -> dict:
     """The model and scoring settings of a run, for reports."""
     return {"model": args.model, "device": str(reward_model.device), "dtype": str(reward_model.dtype),
             "quantization": args.quantization, "ensemble": args.ensemble, "contrastive": args.contrastive,
-            "bare": args.bare, "resolution": args.resolution, "prompts_file": args.prompts_file}
+            "bare": args.bare, "resolution": "x".join(map(str, args.resolution)), "prompts_file": args.prompts_file}
 
 
 def run(prog: str, body, argv=None) -> int:

@@ -28,9 +28,10 @@ from ..method.engine import StreamingEngine  # noqa: E402
 from ..method.model import load_reward_model  # noqa: E402
 from ..ros.update_listener import UpdateListener  # noqa: E402
 from ..sources.video import read_episode  # noqa: E402
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS  # noqa: E402
+from ..options import float_between, output_folder  # noqa: E402
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE  # noqa: E402
 from ..stream.reward_stream import RewardStream  # noqa: E402
-from .common import add_model_arguments, add_scoring_arguments, model_config, positive_float, run, scoring_config  # noqa: E402,E501
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config  # noqa: E402
 
 PROG = "topreward-demo"
 TOPIC = "/topreward_demo/camera/image_raw"
@@ -40,7 +41,7 @@ STARTUP_TIMEOUT = 120.0
 
 def node_command(args) -> list[str]:
     """reward_node with the demo's settings (the scoring options map to the node's parameters)."""
-    width, height = args.resolution.lower().split("x")
+    width, height = args.resolution
     params = {"model": args.model, "quantization": args.quantization, "dtype": args.dtype, "device": args.device,
               "task": args.task, "image_topics": f"[{TOPIC}]", "sample_fps": args.sample_fps,
               "ensemble_size": args.ensemble, "contrastive": str(args.contrastive).lower(),
@@ -100,16 +101,21 @@ def live_run(args, output: Path, expected_frames: int) -> list[dict]:
         rclpy.try_shutdown()
 
 
-def body(argv) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--sample-fps", type=positive_float, default=DEFAULT_SAMPLE_FPS,
+    parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps (default %(default)s)")
-    parser.add_argument("--output", default="out/demo", help="folder for the plot, logs and offline report")
+    parser.add_argument("--output", type=output_folder, default="out/demo",
+                        help="folder for the plot, logs and offline report (default %(default)s)")
     add_model_arguments(parser)
     add_scoring_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def body(argv) -> int:
+    args = build_parser().parse_args(argv)
     config = scoring_config(args)
     frames, times = read_episode(args.video, args.sample_fps)  # the frames the node will sample
     output = Path(args.output)

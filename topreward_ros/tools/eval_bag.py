@@ -19,13 +19,14 @@ import yaml
 from ..evaluation.bag_eval import episode_tasks, evaluate_episodes, summarize
 from ..sources.bags import SPLITS, read_episodes
 from ..errors import TopRewardError
-from ..method.engine import DEFAULT_MAX_FRAMES
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
+from ..method.engine import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
+from ..options import float_between, int_between, output_folder
+from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
+                                     MAX_GAP_RANGE, SAMPLE_FPS_RANGE)
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, json_safe, staged_report, write_report, write_text_atomic
-from .common import (add_model_arguments, add_scoring_arguments, int_between, model_config, non_negative_float,
-                     positive_float, run, scoring_config, settings_of)
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
 
 PROG = "topreward-eval-bag"
 REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")  # what the report folder holds
@@ -38,15 +39,16 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split", choices=SPLITS, default="bag",
                        help="episodes: one per bag (default), one per marker message, or split at stamp gaps")
     group.add_argument("--marker-topic", default="/episode", help="marker topic for --split marker")
-    group.add_argument("--gap", type=positive_float, default=2.0, help="seconds of silence that split episodes (--split gap)")
-    group.add_argument("--max-stamp-gap", type=positive_float, default=DEFAULT_MAX_GAP,
+    group.add_argument("--gap", type=float_between(*MAX_GAP_RANGE), default=2.0,
+                       help="seconds of silence that split episodes (--split gap; default %(default)s)")
+    group.add_argument("--max-stamp-gap", type=float_between(*MAX_GAP_RANGE), default=DEFAULT_MAX_GAP,
                        help="with --split bag or marker: a stamp jump that starts a new episode, as the node's "
                             "max_stamp_gap (default %(default)s s)")
-    group.add_argument("--sample-fps", type=positive_float, default=DEFAULT_SAMPLE_FPS,
+    group.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                        help="frames per second scored (the node's; default %(default)s)")
-    group.add_argument("--camera-slop", type=non_negative_float, default=DEFAULT_CAMERA_SLOP,
+    group.add_argument("--camera-slop", type=float_between(*CAMERA_SLOP_RANGE), default=DEFAULT_CAMERA_SLOP,
                        help="stamp tolerance pairing cameras (s; default %(default)s)")
-    group.add_argument("--max-frames", type=int_between(4, 1024, even=True), default=DEFAULT_MAX_FRAMES,
+    group.add_argument("--max-frames", type=int_between(*MAX_FRAMES_RANGE, even=True), default=DEFAULT_MAX_FRAMES,
                        help="frames kept per episode (the node's; an even number, default %(default)s)")
     group.add_argument("--task", help="task of every episode without one from a marker or --episodes-yaml")
     group.add_argument("--episodes-yaml", help="YAML: 'episodes: {INDEX: task, ...}' (and an optional 'task:')")
@@ -103,16 +105,21 @@ def markdown(summary: dict, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def body(argv) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
-    parser.add_argument("--output", help="report folder (default out/eval-bag-<bag name>): new, empty or a previous "
-                        "report of this tool, which is replaced once the new one is complete")
+    parser.add_argument("--output", type=output_folder,
+                        help="report folder (default out/eval-bag-<bag name>): new, empty or a previous report of this "
+                             "tool, which is replaced once the new one is complete")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_bag_arguments(parser)
     add_model_arguments(parser)
     add_scoring_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def body(argv) -> int:
+    args = build_parser().parse_args(argv)
     config = scoring_config(args)
     output = check_report_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
     bag, tasks = load_bag_episodes(args)

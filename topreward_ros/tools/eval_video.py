@@ -18,31 +18,35 @@ from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS
-from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config,
-                     positive_float, run, scoring_config, settings_of)
+from ..options import float_between, output_folder
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE
+from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, run,
+                     scoring_config, settings_of)
 
 PROG = "topreward-eval-video"
 REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder holds
 
 
-def parse_args(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--fps", type=positive_float, default=DEFAULT_SAMPLE_FPS, help="frames per second sampled from the video; for an "
-                        "image folder, the rate of its images (default %(default)s)")
-    parser.add_argument("--output", default=None, help="report folder (default out/eval-<video name>): new, empty "
-                        "or a previous report of this tool, which is replaced once the new one is complete")
+    parser.add_argument("--fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
+                        help="frames per second sampled from the video, as the node's sample_fps; for an image folder, "
+                             "the rate of its images (default %(default)s; from {:g} to {:g})"
+                             .format(*SAMPLE_FPS_RANGE))
+    parser.add_argument("--output", type=output_folder, default=None,
+                        help="report folder (default out/eval-<video name>): new, empty or a previous report of this "
+                             "tool, which is replaced once the new one is complete")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_model_arguments(parser)
     add_scoring_arguments(parser)
     add_curve_arguments(parser)
-    return parser.parse_args(argv)
+    return parser
 
 
 def body(argv) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
     config = scoring_config(args)

@@ -18,8 +18,11 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
+from ..options import float_between, new_path
 from ..synthetic.scene import render_scene
+from .make_sample_video import add_clip_arguments
 
+PROG = "topreward-make-sample-bag"
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 MARKER_TOPIC = "/episode"
@@ -62,24 +65,25 @@ def write_sample_bag(path: str | Path, storage: str = "mcap", progress: tuple[fl
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="topreward-make-sample-bag", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output", help="bag directory to create (must not exist)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", type=new_path, help="bag directory to create (must not exist)")
     parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="default mcap")
-    parser.add_argument("--progress", type=float, nargs="+", default=[1.0, 0.5, 1.0],
-                        help="progress each episode reaches (default 1.0 0.5 1.0: success, failure, success)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="episode length (default 4)")
-    parser.add_argument("--fps", type=float, default=15.0, help="camera rate (default 15)")
-    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT (default 320x240)")
+    parser.add_argument("--progress", type=float_between(0.0, 1.0), nargs="+", default=[1.0, 0.5, 1.0],
+                        help="progress each episode reaches, from 0 to 1 (default 1.0 0.5 1.0: success, failure, "
+                             "success)")
+    add_clip_arguments(parser, seconds=4.0)  # --seconds is each episode's length, --fps the camera rate
     parser.add_argument("--task", default=DEFAULT_TASK, help="task written in the markers")
-    args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         path = write_sample_bag(args.output, args.storage, tuple(args.progress), args.seconds, args.fps,
-                                (width, height), task=args.task)
+                                args.size, task=args.task)
     except WriterError as exc:
-        print(f"topreward-make-sample-bag: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(args.progress)} episodes ({args.storage}) to {path}: topics {IMAGE_TOPIC}, "
           f"{COMPRESSED_TOPIC}, {MARKER_TOPIC}")
