@@ -59,15 +59,17 @@ def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dic
 
 
 def run_episode(rewards: RewardStream, frames, times, task: str, stamps=None) -> Curve:
-    """One update per frame through the reward stream, as the node publishes them."""
+    """One update per frame through the reward stream, as the node publishes them: past max_frames a
+    frame the stride skips has no update (the next one covers it, as live)."""
     rewards.reset()
     stamps = list(stamps) if stamps is not None else None
     updates = [rewards.update([SampledFrame(t, stamps[i] if stamps else t, frame, False)], task)
                for i, (frame, t) in enumerate(zip(frames, times))]
+    updates = [u for u in updates if u is not None]
     contrastive = rewards.engine.config.contrastive
-    return Curve(lengths=[u.frames for u in updates], times=list(times),
+    return Curve(lengths=[u.frames for u in updates], times=[u.time for u in updates],
                  scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates],
-                 stamps=stamps, updates=updates)
+                 stamps=[u.stamp for u in updates] if stamps is not None else None, updates=updates)
 
 
 def evaluate_episodes(reward_model, config: ScoringConfig, bag: BagEpisodes, tasks: list[str], max_frames: int,

@@ -5,6 +5,10 @@ the causal progress, the latched success flag and the reward of the chosen ``rew
 Several frames may go into one update (a slow model merges updates rather than losing
 frames): they are all added to the episode and scored once. The bag tools feed one frame
 per update, so offline reports hold the series the node publishes for the same frames.
+
+Past ``max_frames`` the engine keeps only every ``stride``-th frame. An update whose frames
+the stride all skipped leaves the episode unchanged: it is not scored and yields no update
+(None), and its frames are counted in the next update's ``added`` and ``skipped``.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ class RewardUpdate:
     false_logprobs: tuple[float, ...]
     frames: int                   # frames in the scored episode (after long-episode subsampling)
     stride: int
-    added: int                    # sampled frames this update covers (1 unless updates were merged)
+    added: int                    # sampled frames this update covers (1 unless merged or skipped)
+    skipped: int                  # of those, frames of earlier calls the stride skipped (no update of their own)
     latency_ms: float             # model time of this update
 
     @property
     def merged(self) -> int:
-        """Updates merged into this one (frames added beyond the first)."""
-        return self.added - 1
+        """Updates merged into this one by a slow model (frames added beyond the first, not skipped ones)."""
+        return self.added - 1 - self.skipped
 
     def as_dict(self) -> dict:
         row = dataclasses.asdict(self)
@@ -75,6 +80,7 @@ class RewardStream:
         self.episode: int | None = None
         self._previous: float | None = None
         self._unreported = 0  # frames of failed updates: in the episode, covered by the next update
+        self._skipped = 0     # frames the stride skipped since the last update: covered by the next one
 
     def reset(self, episode: int | None = None) -> None:
         self.engine.reset()
@@ -83,25 +89,31 @@ class RewardStream:
         self.episode = episode
         self._previous = None
         self._unreported = 0
+        self._skipped = 0
 
     def check_task(self, task: str) -> str:
         """The task, stripped, if every prompt renders with it (length, no special tokens); else an error."""
         return self.engine.check_task(task)
 
-    def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate:
-        """Add ``frames`` (in time order) to the episode and score it once."""
+    def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate | None:
+        """Add ``frames`` (in time order) to the episode and score it once; None (nothing scored)
+        when the engine's stride skipped every one of them."""
         if not frames:
             raise RewardStreamError("an update needs at least one frame")
         start = time.perf_counter()
         try:
-            for sampled in frames:
-                self.engine.add_frame(sampled.frame, sampled.time)
+            kept = [self.engine.add_frame(sampled.frame, sampled.time) for sampled in frames]
+            if not any(kept):
+                self._skipped += len(frames)
+                return None
             result = self.engine.score(task)
         except Exception:
             self.engine.invalidate()  # the frames stay; the caches are rebuilt by the next update
             self._unreported += len(frames)
             raise
-        added, self._unreported = len(frames) + self._unreported, 0
+        skipped = self._skipped
+        added = len(frames) + self._unreported + skipped
+        self._unreported = self._skipped = 0
         score = result.score.value
         progress = self.progress.update(score)
         success = self.success.update(score)
@@ -113,5 +125,5 @@ class RewardStream:
             episode=-1 if self.episode is None else self.episode, task=task, stamp=newest.stamp, time=newest.time,
             reward=reward, score=score, progress=progress, success=success,
             true_logprobs=result.score.true_logprobs, false_logprobs=result.score.false_logprobs,
-            frames=result.num_frames, stride=result.stride, added=added,
+            frames=result.num_frames, stride=result.stride, added=added, skipped=skipped,
             latency_ms=(time.perf_counter() - start) * 1e3)
