@@ -1,14 +1,19 @@
 """The streaming engine equals the full recompute (float32, tiny model) after every update."""
 
+import itertools
+
 import numpy as np
 import torch
 import pytest
 
+from topreward_ros.evaluation.bag_eval import run_episode
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FrameError, pair_frames, resize_frame
 from topreward_ros.method.reference import ReferenceScorer
 from topreward_ros.method.scoring import ScoringConfig
 from topreward_ros.method.vision import encode_pairs
+from topreward_ros.stream.episode_stream import SampledFrame
+from topreward_ros.stream.reward_stream import RewardStream
 
 from conftest import SMALL_RESOLUTION
 
@@ -116,6 +121,32 @@ def test_long_episode_policy_bounds_memory_and_stays_exact(reward_model, random_
     assert engine.times[0] == 0.0  # the first frame is always kept
     assert engine.times == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert max(cached) == max(cached[:9])  # the cache never grows past its size at max_frames
+
+
+def test_a_frame_the_stride_skips_costs_no_update(reward_model, random_frames):
+    """Past max_frames the reward stream scores only when the engine kept a frame: a frame the stride
+    skips leaves the episode unchanged, so it gets no update (no repeated score, no delta of 0), and
+    the next update covers it (``added``, ``skipped``). Offline (run_episode) holds the same updates."""
+    frames, times = random_frames
+    config = ScoringConfig(resolution=SMALL_RESOLUTION)
+    engine = StreamingEngine(reward_model, config, max_frames=4)
+    kept = [engine.add_frame(f, t) for f, t in zip(frames, times)]  # the engine's own stride, frame by frame
+    assert not all(kept[4:])  # the stride skips frames from the fifth on
+    rewards = RewardStream(StreamingEngine(reward_model, config, max_frames=4), reward_type="delta")
+    rewards.reset(1)
+    results = [rewards.update([SampledFrame(t, t, f, False)], TASK) for f, t in zip(frames, times)]
+    assert [r is not None for r in results] == kept
+    updates = [r for r in results if r is not None]
+    runs = [(is_none, len(list(run))) for is_none, run in itertools.groupby(results, lambda r: r is None)]
+    # each update covers the skipped frames just before it and its own; frames skipped last await the next
+    expected = [skipped + 1 for (none, skipped), _ in zip(runs, runs[1:]) if none]
+    assert [u.added for u in updates if u.skipped] == expected
+    assert all(u.added == 1 + u.skipped and u.merged == 0 for u in updates)
+    trailing = runs[-1][1] if runs[-1][0] else 0
+    assert sum(u.added for u in updates) + trailing == len(frames)
+    assert all(b.reward != 0.0 for b in updates[1:])  # every published delta is news
+    offline = run_episode(rewards, frames, times, TASK)
+    assert [(u.frames, u.time, u.score) for u in offline.updates] == [(u.frames, u.time, u.score) for u in updates]
 
 
 def test_engine_rejects_bad_input(reward_model, random_frames):

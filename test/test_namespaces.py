@@ -26,8 +26,10 @@ def test_two_namespaces_two_cameras(tmp_path, tiny_model_dir, listeners):
         for ns in ("robot1", "robot2"):
             workdir = tmp_path / ns
             workdir.mkdir()
+            # robot2 names its camera relative to its namespace, as a launch file for many robots would
+            topic = "camera/image_raw" if ns == "robot2" else f"/{ns}/camera/image_raw"
             nodes.append(start_node(workdir, model=tiny_model_dir, quantization="none", task=TASK,
-                                    namespace=f"/{ns}", image_topics=f"/{ns}/camera/image_raw"))
+                                    namespace=f"/{ns}", image_topics=topic))
             cameras.append(start_camera(workdir, topic=f"/{ns}/camera/image_raw", rate=15, seconds=90,
                                         size="160x120", stamp_offset=ROBOT2_STAMPS if ns == "robot2" else 0.0))
         one, two = listeners["robot1"], listeners["robot2"]
@@ -38,6 +40,8 @@ def test_two_namespaces_two_cameras(tmp_path, tiny_model_dir, listeners):
         assert all(u["stamp"] < ahead for _, u in one.updates)   # robot1 scores only its camera
         assert all(u["stamp"] > ahead for _, u in two.updates)   # and robot2 only its own
         assert one.rewards and two.rewards
+        for ns, listener in (("robot1", one), ("robot2", two)):  # diagnostics name topics as resolved
+            assert listener.diagnostics[-1][1][2]["image_topics"] == f"/{ns}/camera/image_raw"
 
         graph = one.node.get_service_names_and_types()
         for ns in ("robot1", "robot2"):

@@ -11,7 +11,7 @@ import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -199,27 +199,60 @@ def change_state(listener, transition_id):
     return listener.call(ChangeState, "/topreward/change_state", request).success
 
 
+def get_parameter(listener, name):
+    request = GetParameters.Request(names=[name])
+    return listener.call(GetParameters, "/topreward/get_parameters", request).values[0]
+
+
 def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener):
+    """Every lifecycle path keeps the node scoring, driven as `ros2 lifecycle set` drives it: each
+    activation starts a new episode (the frame clock restarts), a task sent while inactive applies
+    from the next activation, and cleanup + configure load the model again. No update fails and
+    /diagnostics stays OK throughout."""
     params = edited_config(tmp_path, "autostart: true", "autostart: false")
     node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, params_file=params)
-    camera = start_camera(tmp_path, rate=15, seconds=60, size="320x240")
+    camera = start_camera(tmp_path, rate=15, seconds=90, size="320x240")
+
+    def scores_a_new_episode(after: int, task: str) -> int:
+        listener.wait_for(lambda s: any(u["episode"] > after for _, u in s.updates), what="rewards once active")
+        episode = next(u["episode"] for _, u in listener.updates if u["episode"] > after)
+        listener.wait_for(lambda s: len(updates_of(s, episode)) >= 3, what=f"updates of episode {episode}")
+        updates = updates_of(listener, episode)
+        assert_frames_are_the_episode(updates)  # its frames start at time 0: a new episode, not a resumed one
+        assert {u["task"] for u in updates} == {task}
+        return episode
+
     try:
         wait_for_diagnostics(listener, 3, lambda d: d[2]["state"] == "unconfigured", "an unconfigured node")
         assert not listener.updates  # autostart false: nothing happens on its own
         assert change_state(listener, Transition.TRANSITION_CONFIGURE)
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
-        listener.wait_for(lambda s: len(s.updates) >= 2, what="rewards once active")
+        first = scores_a_new_episode(0, TASK)
+
         assert change_state(listener, Transition.TRANSITION_DEACTIVATE)  # returns once the worker has stopped
         wait_for_diagnostics(listener, 1, lambda d: d[2]["state"] == "inactive", "an inactive node")
         count = len(listener.updates)
-        wait_for_diagnostics(listener, 2, lambda d: d[2]["state"] == "inactive", "an inactive node")
+        # a task while inactive: the parameter shows it at once, scoring uses it from the next activation
+        listener.publish(String, "/topreward/task", String(data="open the drawer"))
+        wait_for_diagnostics(listener, 2, lambda d: d[2]["state"] == "inactive" and d[2]["task"] == "open the drawer",
+                             "the new task while inactive")
+        assert get_parameter(listener, "task").string_value == "open the drawer"
         assert len(listener.updates) == count  # deactivated: no scoring
+        assert change_state(listener, Transition.TRANSITION_ACTIVATE)
+        second = scores_a_new_episode(first, "open the drawer")
+
+        assert change_state(listener, Transition.TRANSITION_DEACTIVATE)
         assert change_state(listener, Transition.TRANSITION_CLEANUP)
         listener.wait_for(lambda s: s.diagnostics[-1][1][2]["state"] == "unconfigured" and
                           s.diagnostics[-1][1][2]["device"] == "", what="the model released")
         assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # and it loads again
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
-        listener.wait_for(lambda s: len(s.updates) >= count + 2, what="rewards after re-activation")
+        scores_a_new_episode(second, "open the drawer")  # episode ids go on: consumers never see one twice
+
+        levels = [d for _, d in listener.diagnostics]
+        assert all(level == 0 for level, _, _ in levels), [d for d in levels if d[0] != 0]
+        assert levels[-1][2]["failed_updates"] == "0"
+        assert "update failed" not in node.output() and "Traceback" not in node.output()
     finally:
         camera.stop()
         node.stop()

@@ -59,7 +59,8 @@ def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dic
 
 
 def run_episode(rewards: RewardStream, frames, times, task: str, stamps=None) -> Curve:
-    """One update per frame through the reward stream, as the node publishes them."""
+    """One update per frame through the reward stream, as the node publishes them: past max_frames a
+    frame the stride skips has no update (the next one covers it, as live)."""
     curve = run_episodes([rewards], [(frames, times, task, stamps)])[0]
     if isinstance(curve, Exception):
         raise curve
@@ -84,7 +85,7 @@ def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Cur
         for k, result in zip(batch, update_streams(requests)):
             if isinstance(result, Exception):
                 failed[k] = result
-            else:
+            elif result is not None:
                 updates[k].append(result)
     curves: list[Curve | Exception] = []
     for k, (frames, times, task, stamps) in enumerate(episodes):
@@ -92,9 +93,10 @@ def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Cur
             curves.append(failed[k])
             continue
         contrastive = streams[k].engine.config.contrastive
-        curves.append(Curve(lengths=[u.frames for u in updates[k]], times=list(times),
+        curves.append(Curve(lengths=[u.frames for u in updates[k]], times=[u.time for u in updates[k]],
                             scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates[k]],
-                            stamps=list(stamps) if stamps is not None else None, updates=updates[k]))
+                            stamps=[u.stamp for u in updates[k]] if stamps is not None else None,
+                            updates=updates[k]))
     return curves
 
 

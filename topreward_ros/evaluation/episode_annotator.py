@@ -8,6 +8,7 @@ number), so a Ray cluster never ships frames around. Bad input of any kind is re
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import socket
@@ -234,12 +235,14 @@ class Annotator:
 
     def _scored(self, read: _Read, curve, static) -> JobResult:
         row, updates, indices = read.row, curve.updates, read.indices
-        row.update(status="ok", error="", frames=len(updates), duration_s=read.times[-1], voc=_defined(curve.voc),
+        # each update's newest sampled frame (past max_frames, frames the stride skips have no update)
+        newest = [covered - 1 for covered in itertools.accumulate(u.added for u in updates)]
+        row.update(status="ok", error="", frames=len(read.frames), duration_s=read.times[-1], voc=_defined(curve.voc),
                    static_voc=_defined(static.voc), final_score=updates[-1].score, final_progress=updates[-1].progress,
                    success=updates[-1].success, wall_seconds=time.perf_counter() - read.start, worker=self.worker)
         frames_columns = {
             "frame": list(range(len(updates))),
-            "frame_index": list(indices) if indices is not None else [None] * len(updates),
+            "frame_index": [indices[i] for i in newest] if indices is not None else [None] * len(updates),
             "time": [u.time for u in updates],
             "stamp": [u.stamp for u in updates] if read.stamps is not None else [None] * len(updates),
             "score": [u.score for u in updates], "reward": [u.reward for u in updates],

@@ -48,7 +48,7 @@ from .play_video import MAX_SETTLE, RATE_RANGE
 from .update_listener import frames_covered
 
 PROG = "topreward-replay"
-CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "stride",
+CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "skipped", "stride",
               "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0

@@ -23,12 +23,12 @@ from functools import partial
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from lifecycle_msgs.msg import State
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.validate_topic_name import validate_topic_name
 from sensor_msgs.msg import CompressedImage, Image
@@ -52,10 +52,18 @@ LATENCY_WINDOW = 50
 STALL_SECONDS = 5.0        # frames arriving but no update (or no frames at all) this long: WARN
 FAILURES_FOR_ERROR = 3     # updates failing in a row before /diagnostics says ERROR
 THROTTLE_SECONDS = 5.0
+MESSAGE_TYPES = {"raw": "sensor_msgs/msg/Image", "compressed": "sensor_msgs/msg/CompressedImage"}  # by transport
 
 
 class ConfigError(TopRewardError, ValueError):
     """A parameter value the node cannot run with."""
+
+
+class StartupInterrupted(BaseException):
+    """A signal shut the context down while a transition ran (the model loading, most likely). Raised
+    out of the transition, not returned: rclpy could only log a failed transition on a dead context.
+    ``main`` says so in one line and exits 0. A BaseException, so that rclpy's callback handling
+    (which turns an Exception into an ERROR transition) lets it through."""
 
 
 class RewardNode(LifecycleNode):
@@ -66,6 +74,7 @@ class RewardNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._lock = threading.Lock()
+        self._state = "unconfigured"   # the lifecycle state, as this node's transitions left it
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._last_update: RewardUpdate | None = None
         self._error = ""
@@ -79,6 +88,8 @@ class RewardNode(LifecycleNode):
         self._camera_subscriptions = []
         self._outputs = {}
         self._topics: list[str] = []
+        self._topic_names: list[str] = []   # the subscriptions' resolved names (namespace, remapping), while active
+        self._last_episode = 0              # the episode id to go on from after a cleanup
         self._max_pixels = 0
         self._qos_warned: set[str] = set()
         self._pending_task = self._value("task").strip()  # the task before configure (no tokenizer yet)
@@ -97,12 +108,12 @@ class RewardNode(LifecycleNode):
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
-    def _state_id(self) -> int:
-        return self._state_machine.current_state[0]
+    def _check_not_interrupted(self, stage: str) -> None:
+        if not self.context.ok():
+            raise StartupInterrupted(stage)
 
     def _fail(self, stage: str, exc: Exception) -> TransitionCallbackReturn:
-        if not self.context.ok():
-            return TransitionCallbackReturn.FAILURE  # a signal shut the context down mid-transition: no error
+        self._check_not_interrupted(stage)  # a signal shut the context down mid-transition: not an error
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = text if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {text}"
         self._error = f"{stage} failed: {reason}"
@@ -139,9 +150,11 @@ class RewardNode(LifecycleNode):
         self._max_pixels = p("max_image_pixels")
         self._topics, self._transports = topics, transports
         self._rewards, self._outputs = rewards, outputs
-        self._live = LiveEpisode(stream, task, backlog=p("max_frames"))
+        self._live = LiveEpisode(stream, task, backlog=p("max_frames"), last_episode=self._last_episode)
         self._error = ""
+        self._check_not_interrupted("configure")
         self.get_logger().info(f"configured: {self._reward_model.describe()}, cameras {topics}")
+        self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
     def _create_outputs(self) -> dict:
@@ -158,27 +171,32 @@ class RewardNode(LifecycleNode):
                                           else ReliabilityPolicy.BEST_EFFORT))
             for index, (topic, transport) in enumerate(zip(self._topics, self._transports)):
                 kind = CompressedImage if transport == "compressed" else Image
-                events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible_qos, topic))
+                events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible_qos, index))
                 self._camera_subscriptions.append(self.create_subscription(
                     kind, topic, partial(self._on_image, index), qos, event_callbacks=events))
         except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
             self._remove_subscriptions()
             return self._fail("activate", exc)
-        self._live.open()
+        self._topic_names = [subscription.topic_name for subscription in self._camera_subscriptions]
+        self._live.open()  # a new episode: re-activation never continues the last one
         self._active_since = time.monotonic()
         self._worker = threading.Thread(target=self._work, name="topreward-inference", daemon=True)
         self._worker.start()
         self._error = ""
+        self._check_not_interrupted("activate")
+        self._state = "active"
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
         self._remove_subscriptions()
+        self._state = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._remove_outputs()
         self._release_model()
+        self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -186,17 +204,20 @@ class RewardNode(LifecycleNode):
         self._remove_subscriptions()
         self._remove_outputs()
         self._release_model()
+        self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
         self._remove_subscriptions()
+        self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def _remove_subscriptions(self) -> None:
         for subscription in self._camera_subscriptions:
             self.destroy_subscription(subscription)
         self._camera_subscriptions = []
+        self._topic_names = []
 
     def _remove_outputs(self) -> None:
         for publisher in self._outputs.values():
@@ -205,8 +226,9 @@ class RewardNode(LifecycleNode):
 
     def _release_model(self) -> None:
         """Drop the engine and the model, and give the GPU memory back."""
-        if self._live is not None and self._live.task:
-            self._pending_task = self._live.task
+        if self._live is not None:
+            self._pending_task = self._live.task or self._pending_task
+            self._last_episode = self._live.episode
         self._rewards = None
         self._live = None
         self._reward_model = None
@@ -256,7 +278,7 @@ class RewardNode(LifecycleNode):
         return topics, transports
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        configured = self._state_id() in (State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_ACTIVE)
+        configured = self._state in ("inactive", "active")
         for param in params:
             spec = BY_NAME.get(param.name)
             if spec is None:
@@ -275,7 +297,7 @@ class RewardNode(LifecycleNode):
                     return SetParametersResult(successful=False, reason=f"task refused: {exc}")
         for param in params:
             if param.name == "task":
-                self._set_task(param.value, "parameter")
+                self._set_task(param.value)
             elif self._rewards is not None and param.name == "reward_type":
                 self._rewards.reward_type = param.value
             elif self._rewards is not None and param.name == "success_threshold":
@@ -295,14 +317,14 @@ class RewardNode(LifecycleNode):
         return task
 
     def _on_task(self, msg: String) -> None:
-        try:
-            self._check_task(msg.data)
-        except TopRewardError as exc:
-            self.get_logger().error(f"task on ~/task refused: {exc}", throttle_duration_sec=THROTTLE_SECONDS)
-            return
-        self._set_task(msg.data, "topic")
+        """A task on ~/task sets the task parameter (checked and applied by ``_on_set_parameters``),
+        so that `ros2 param get` shows the task in force."""
+        result = self.set_parameters([Parameter("task", Parameter.Type.STRING, msg.data.strip())])[0]
+        if not result.successful:
+            self.get_logger().error(f"task on ~/task refused: {result.reason.removeprefix('task refused: ')}",
+                                    throttle_duration_sec=THROTTLE_SECONDS)
 
-    def _set_task(self, task: str, source: str) -> None:
+    def _set_task(self, task: str) -> None:
         task = task.strip()
         live = self._live
         current = live.task if live is not None else self._pending_task
@@ -312,7 +334,7 @@ class RewardNode(LifecycleNode):
         if live is not None:
             live.reset(task)
         summary = task if len(task) <= 80 else task[:77] + "..."
-        self.get_logger().info(f"task from {source}: {summary!r}; new episode" if task else "task cleared; waiting")
+        self.get_logger().info(f"task {summary!r}; new episode" if task else "task cleared; waiting")
 
     def _on_reset(self, request, response):
         live = self._live
@@ -326,7 +348,8 @@ class RewardNode(LifecycleNode):
         return response
 
     # -- input ----------------------------------------------------------------------------
-    def _on_incompatible_qos(self, topic: str, event) -> None:
+    def _on_incompatible_qos(self, camera: int, event) -> None:
+        topic = self._topic_names[camera] if camera < len(self._topic_names) else self._topics[camera]
         if topic not in self._qos_warned:
             self._qos_warned.add(topic)
             self.get_logger().warning(
@@ -339,7 +362,7 @@ class RewardNode(LifecycleNode):
         if live is None:
             return
         live.note_message()
-        topic = self._topics[camera]
+        topic = self._topic_names[camera]
         try:
             stamp, fell_back = header_stamp(msg, self.get_clock().now().nanoseconds * 1e-9)
             check_message(msg, self._max_pixels)
@@ -373,9 +396,12 @@ class RewardNode(LifecycleNode):
                 self.get_logger().error(f"update failed ({type(exc).__name__}): {exc}",
                                         throttle_duration_sec=THROTTLE_SECONDS)
                 continue
+            if update is None:  # the stride skipped these frames: the episode is unchanged, nothing is new
+                live.record_skipped(len(batch.frames))
+                continue
             if not live.is_current(update.episode):
                 continue  # the user reset the episode while it was scored
-            live.record_update(update.added)
+            live.record_update(update.merged)
             with self._lock:
                 self._latencies.append(update.latency_ms)
                 self._last_update = update
@@ -396,19 +422,33 @@ class RewardNode(LifecycleNode):
         return True
 
     # -- diagnostics ----------------------------------------------------------------------
+    def _type_mismatch(self) -> str | None:
+        """A publisher on a camera topic whose type is not the subscription's (DDS never connects them)."""
+        for topic, transport in zip(self._topic_names, self._transports):
+            wanted = MESSAGE_TYPES[transport]
+            for publisher in self.get_publishers_info_by_topic(topic):
+                if publisher.topic_type != wanted:
+                    fix = next((t for t, kind in MESSAGE_TYPES.items() if kind == publisher.topic_type), None)
+                    hint = (f"set transport:={fix} (the transport parameter, one entry per topic)" if fix else
+                            f"publish {' or '.join(MESSAGE_TYPES.values())}")
+                    return f"{topic} is published as {publisher.topic_type} but subscribed as {wanted}: {hint}"
+        return None
+
     def _health(self, live: LiveEpisode | None, counters, task: str, episode: int, now: float) -> tuple[int, str]:
-        state = self._state_machine.current_state[1]
         if self._error:
             return DiagnosticStatus.ERROR, self._error
-        if state != "active" or live is None:
-            return DiagnosticStatus.WARN, f"{state}: not scoring"
+        if self._state != "active" or live is None:
+            return DiagnosticStatus.OK, f"{self._state}: not scoring"
         if counters.failing_in_a_row >= FAILURES_FOR_ERROR:
             return DiagnosticStatus.ERROR, f"updates keep failing ({counters.failing_in_a_row} in a row)"
+        mismatch = self._type_mismatch()
+        if mismatch:
+            return DiagnosticStatus.WARN, mismatch
         if not task:
             return DiagnosticStatus.WARN, "waiting for a task (parameter task or ~/task)"
         since = self._active_since or now
         if live.last_message is None and now - since > STALL_SECONDS:
-            return DiagnosticStatus.WARN, f"no camera message on {', '.join(self._topics)}"
+            return DiagnosticStatus.WARN, f"no camera message on {', '.join(self._topic_names)}"
         if live.last_message is not None and now - live.last_message < STALL_SECONDS:
             last_sample = max(live.last_sample or since, since)
             if now - last_sample > STALL_SECONDS:
@@ -434,7 +474,7 @@ class RewardNode(LifecycleNode):
         status.level, status.message = self._health(live, counters, task, episode, now)
         model = self._reward_model
         values = {
-            "state": self._state_machine.current_state[1], "model": self._value("model"),
+            "state": self._state, "model": self._value("model"), "image_topics": ", ".join(self._topic_names),
             "device": str(model.device) if model else "", "quantization": self._value("quantization"),
             "task": task, "episode": episode,
             "frames_in_episode": last.frames if last and last.episode == episode else 0,
@@ -449,6 +489,7 @@ class RewardNode(LifecycleNode):
             values.update({"messages_received": counters.received, "bad_messages": counters.bad_messages,
                            "frames_sampled": counters.sampled, "updates": counters.updates,
                            "merged_updates": counters.merged, "failed_updates": counters.failed_updates,
+                           "frames_skipped_by_stride": counters.stride_skipped,
                            "frames_discarded_by_reset": counters.discarded,
                            "frames_dropped_backlog": counters.backlog_dropped, "stamp_restarts": counters.restarts})
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
@@ -500,6 +541,8 @@ def main(args=None) -> int:
     executor.add_node(node)
     try:
         executor.spin()
+    except StartupInterrupted as interrupted:
+        print(f"reward_node: start-up interrupted by a signal during {interrupted}; exiting", file=sys.stderr)
     except ExternalShutdownException:
         pass
     except Exception:  # noqa: BLE001 - a callback cut short by the shutdown; anything else is a bug

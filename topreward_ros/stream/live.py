@@ -25,6 +25,7 @@ class Counters:
     backlog_dropped: int = 0   # sampled frames refused because the backlog was full
     updates: int = 0           # published updates
     merged: int = 0            # updates merged into later ones (frames scored beyond one per update)
+    stride_skipped: int = 0    # sampled frames the engine's stride skipped alone (no update; see RewardStream)
     failed_updates: int = 0
     failing_in_a_row: int = 0
     restarts: int = 0          # episodes started by stamps going back or jumping
@@ -38,13 +39,14 @@ class Batch:
 
 
 class LiveEpisode:
-    """``backlog`` bounds the frames waiting for the model (the engine keeps at most max_frames anyway)."""
+    """``backlog`` bounds the frames waiting for the model (the engine keeps at most max_frames anyway).
+    Episode ids go on from ``last_episode``; the first ``open`` starts the next one."""
 
-    def __init__(self, stream: EpisodeStream, task: str, backlog: int):
+    def __init__(self, stream: EpisodeStream, task: str, backlog: int, last_episode: int = 0):
         self.stream = stream
         self.task = task
         self.backlog = backlog
-        self.episode = 1
+        self.episode = last_episode
         self.counters = Counters()
         self.last_message = None   # monotonic time of the last camera message
         self.last_sample = None    # ... of the last sampled frame
@@ -91,18 +93,23 @@ class LiveEpisode:
         with self._cond:
             if task is not None:
                 self.task = task
-            self.episode += 1
-            self._reset_through = self.episode - 1
-            self.counters.discarded += len(self._pending)
-            self._pending.clear()
-            self.stream.reset()
-            return self.episode
+            return self._new_episode()
+
+    def _new_episode(self) -> int:
+        self.episode += 1
+        self._reset_through = self.episode - 1
+        self.counters.discarded += len(self._pending)
+        self._pending.clear()
+        self.stream.reset()
+        return self.episode
 
     # -- consumer side (inference thread) ------------------------------------------------
     def open(self) -> None:
+        """Start sampling, always into a new episode: a re-activation never continues the last one
+        (its frame clock restarts, and the robot may have moved while the node was inactive)."""
         with self._cond:
             self._open = True
-            self.stream.reset()
+            self._new_episode()
 
     def close(self) -> None:
         """Stop sampling and wake the consumer; ``take`` returns None from now on."""
@@ -131,12 +138,18 @@ class LiveEpisode:
         with self._cond:
             return self._open and episode > self._reset_through
 
-    def record_update(self, added: int) -> None:
+    def record_update(self, merged: int) -> None:
         with self._cond:
             self.counters.updates += 1
-            self.counters.merged += added - 1
+            self.counters.merged += merged
             self.counters.failing_in_a_row = 0
             self.last_update = time.monotonic()
+
+    def record_skipped(self, frames: int) -> None:
+        """Frames the stride skipped without an update: the next update's ``added`` covers them."""
+        with self._cond:
+            self.counters.stride_skipped += frames
+            self.counters.failing_in_a_row = 0
 
     def record_failure(self) -> None:
         with self._cond:

@@ -5,6 +5,10 @@ the causal progress, the latched success flag and the reward of the chosen ``rew
 Several frames may go into one update (a slow model merges updates rather than losing
 frames): they are all added to the episode and scored once. The bag tools feed one frame
 per update, so offline reports hold the series the node publishes for the same frames.
+
+Past ``max_frames`` the engine keeps only every ``stride``-th frame. An update whose frames
+the stride all skipped leaves the episode unchanged: it is not scored and yields no update
+(None), and its frames are counted in the next update's ``added`` and ``skipped``.
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ class RewardUpdate:
     false_logprobs: tuple[float, ...]
     frames: int                   # frames in the scored episode (after long-episode subsampling)
     stride: int
-    added: int                    # sampled frames this update covers (1 unless updates were merged)
+    added: int                    # sampled frames this update covers (1 unless merged or skipped)
+    skipped: int                  # of those, frames of earlier calls the stride skipped (no update of their own)
     latency_ms: float             # model time of this update
 
     @property
     def merged(self) -> int:
-        """Updates merged into this one (frames added beyond the first)."""
-        return self.added - 1
+        """Updates merged into this one by a slow model (frames added beyond the first, not skipped ones)."""
+        return self.added - 1 - self.skipped
 
     def as_dict(self) -> dict:
         row = dataclasses.asdict(self)
@@ -75,6 +80,7 @@ class RewardStream:
         self.episode: int | None = None
         self._previous: float | None = None
         self._unreported = 0  # frames of failed updates: in the episode, covered by the next update
+        self._skipped = 0     # frames the stride skipped since the last update: covered by the next one
 
     def reset(self, episode: int | None = None) -> None:
         self.engine.reset()
@@ -83,13 +89,15 @@ class RewardStream:
         self.episode = episode
         self._previous = None
         self._unreported = 0
+        self._skipped = 0
 
     def check_task(self, task: str) -> str:
         """The task, stripped, if every prompt renders with it (length, no special tokens); else an error."""
         return self.engine.check_task(task)
 
-    def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate:
-        """Add ``frames`` (in time order) to the episode and score it once."""
+    def update(self, frames: Sequence[SampledFrame], task: str) -> RewardUpdate | None:
+        """Add ``frames`` (in time order) to the episode and score it once; None (nothing scored)
+        when the engine's stride skipped every one of them."""
         result = update_streams([(self, frames, task)])[0]
         if isinstance(result, Exception):
             raise result
@@ -100,7 +108,9 @@ class RewardStream:
         self._unreported += frames
 
     def _publish(self, result, frames: Sequence[SampledFrame], task: str, start: float) -> RewardUpdate:
-        added, self._unreported = len(frames) + self._unreported, 0
+        skipped = self._skipped
+        added = len(frames) + self._unreported + skipped
+        self._unreported = self._skipped = 0
         score = result.score.value
         progress = self.progress.update(score)
         success = self.success.update(score)
@@ -112,31 +122,33 @@ class RewardStream:
             episode=-1 if self.episode is None else self.episode, task=task, stamp=newest.stamp, time=newest.time,
             reward=reward, score=score, progress=progress, success=success,
             true_logprobs=result.score.true_logprobs, false_logprobs=result.score.false_logprobs,
-            frames=result.num_frames, stride=result.stride, added=added,
+            frames=result.num_frames, stride=result.stride, added=added, skipped=skipped,
             latency_ms=(time.perf_counter() - start) * 1e3)
 
 
 def update_streams(requests: Sequence[tuple[RewardStream, Sequence[SampledFrame], str]]
-                   ) -> list[RewardUpdate | Exception]:
+                   ) -> list[RewardUpdate | Exception | None]:
     """Update several reward streams, whose engines are sessions of one SessionPool, in one forward.
 
-    Each request is (stream, new frames, task) and gets the update ``stream.update`` would give, or the
-    exception that update would raise: a stream whose frames are refused fails alone; if the forward fails,
+    Each request is (stream, new frames, task) and gets the update ``stream.update`` would give (None when
+    the stride skipped all its frames), or the exception that update would raise: a stream whose frames are refused fails alone; if the forward fails,
     every stream in it fails with that error (its frames stay in its episode, as after a failed update).
     """
     start = time.perf_counter()
-    results: list[RewardUpdate | Exception | None] = [None] * len(requests)
+    results: list[RewardUpdate | Exception | None] = [None] * len(requests)  # None: nothing scored
     scored: dict[int, int] = {}  # session id -> request
     for k, (stream, frames, _) in enumerate(requests):
         if not frames:
             results[k] = RewardStreamError("an update needs at least one frame")
             continue
         try:
-            for sampled in frames:
-                stream.engine.add_frame(sampled.frame, sampled.time)
+            kept = [stream.engine.add_frame(sampled.frame, sampled.time) for sampled in frames]
         except Exception as exc:  # noqa: BLE001 - handed back to this request's caller
             stream._failed(len(frames))
             results[k] = exc
+            continue
+        if not any(kept):
+            stream._skipped += len(frames)
             continue
         scored[stream.engine.session_id] = k
     if scored:
