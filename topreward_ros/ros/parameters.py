@@ -13,7 +13,8 @@ from ..method.engine import DEFAULT_MAX_FRAMES
 from ..method.frames import DEFAULT_RESOLUTION
 from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS
 from ..sources.image_messages import DEFAULT_MAX_PIXELS
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
+from ..stream.episode_stream import (DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE,
+                                     MAX_STAMP_TOLERANCE)
 from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
 from ..stream.reward_stream import REWARD_TYPES
 
@@ -61,8 +62,11 @@ PARAMETERS = (
           float_range=(0.0, 1.0)),
     Param("sample_fps", DEFAULT_SAMPLE_FPS, "Frames per second taken into the episode, from header stamps "
           "(one update each; a slow model merges several into one update).", float_range=(0.1, 30.0)),
-    Param("max_stamp_gap", DEFAULT_MAX_GAP, "A header stamp this many seconds after the previous one (or before "
-          "it) starts a new episode.", float_range=(0.1, 3600.0)),
+    Param("max_stamp_gap", DEFAULT_MAX_GAP, "A header stamp this many seconds after the previous one starts a new "
+          "episode.", float_range=(0.1, 3600.0)),
+    Param("stamp_tolerance", DEFAULT_STAMP_TOLERANCE, "A header stamp at most this many seconds before the previous "
+          "one (reordered transport, camera jitter) is dropped and counted; one further back starts a new episode.",
+          float_range=(0.0, MAX_STAMP_TOLERANCE)),
     Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Images declaring more pixels (width x height) are dropped and "
           "counted before decoding.", int_range=(1, 1_000_000_000, 1)),
     Param("resolution_width", DEFAULT_RESOLUTION[0], "Fixed frame width fed to the model (multiple of 32).",

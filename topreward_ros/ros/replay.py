@@ -43,7 +43,7 @@ from std_srvs.srv import Trigger
 from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, EpisodeStream
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, MAX_STAMP_TOLERANCE, EpisodeStream
 from .update_listener import frames_covered
 
 PROG = "topreward-replay"
@@ -163,9 +163,10 @@ class SampledFrames:
     """Counts the frames the node samples from what is played, by the node's own rules (stamps, header
     checks, camera pairing, sampling, restarts), without decoding a pixel."""
 
-    def __init__(self, image_topics: list[str], sample_fps: float):
+    def __init__(self, image_topics: list[str], sample_fps: float, stamp_tolerance: float):
         self.camera_of = {topic: i for i, topic in enumerate(image_topics)}
-        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps)
+        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps,
+                                    stamp_tolerance=stamp_tolerance)
         self.count = 0
 
     def add(self, topic: str, msg, log_time_ns: int) -> None:
@@ -190,7 +191,7 @@ def play(args) -> int:
     spinner.start()
     try:
         with reader:
-            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps))
+            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps, args.stamp_tolerance))
     finally:
         executor.shutdown()
         spinner.join()
@@ -317,6 +318,8 @@ def main(argv=None) -> int:
     parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
     parser.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps, to count the frames it should score (default %(default)s)")
+    parser.add_argument("--stamp-tolerance", type=float, default=DEFAULT_STAMP_TOLERANCE,
+                        help="the node's stamp_tolerance, to count the frames it should score (default %(default)s)")
     parser.add_argument("--image-topics", nargs="+",
                         help="the node's image topics, to count the frames it should score (default: the played "
                              "Image and CompressedImage topics named in --wait-for, else all played ones)")
@@ -327,6 +330,8 @@ def main(argv=None) -> int:
             parser.error(f"{option} must be a {'positive' if positive else 'non-negative'} finite number, got {value}")
     if args.loop < 1:
         parser.error(f"--loop must be at least 1, got {args.loop}")
+    if not 0 <= args.stamp_tolerance <= MAX_STAMP_TOLERANCE:
+        parser.error(f"--stamp-tolerance must be a number from 0 to {MAX_STAMP_TOLERANCE:g}, got {args.stamp_tolerance}")
     try:
         check_outputs(args)
         return play(args)

@@ -32,6 +32,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def float_between(low: float, high: float):
+    """argparse type: a finite number in [low, high]."""
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, got {text}")
+        return value
+    return parse
+
+
 def int_between(low: int, high: int, even: bool = False):
     """argparse type: an integer in [low, high] (and even, if asked)."""
     def parse(text: str) -> int:
