@@ -10,7 +10,9 @@ is called). The node's updates go to a CSV (and optionally a bag).
 While playing, the frames the node should score are counted by the node's own sampling rules
 (without decoding); before each marker's reset the replay waits until the node's updates cover
 them (a reset discards frames not yet scored), and it exits with status 1 (after writing the
-CSV) when the updates cover fewer frames than were played for scoring.
+CSV) when the updates cover fewer frames than were played for scoring. After the last message it
+waits until they cover them (at most DISCOVERY_TIMEOUT; a slow model merges them into a few late updates), then
+until the node has been quiet for --drain seconds.
 """
 
 from __future__ import annotations
@@ -235,6 +237,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
             if connection.topic in sampled.camera_of:
                 sampled.add(connection.topic, reader.deserialize(rawdata, connection.msgtype), timestamp)
             publishers[connection.topic].publish(bytes(rawdata))
+    replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)  # a slow model is still scoring: not a quiet node
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < args.drain:
         with replayer.lock:
@@ -315,7 +318,9 @@ def main(argv=None) -> int:
     parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],
                         help="topics whose subscriber must be up before playing (default /camera/image_raw)")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds to wait after discovery (default 1)")
-    parser.add_argument("--drain", type=float, default=3.0, help="seconds without updates before stopping")
+    parser.add_argument("--drain", type=float, default=3.0,
+                        help="seconds without updates before stopping, once the updates cover the frames played "
+                             f"(or {DISCOVERY_TIMEOUT:.0f} s passed)")
     parser.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps, to count the frames it should score (default %(default)s)")
     parser.add_argument("--stamp-tolerance", type=float, default=DEFAULT_STAMP_TOLERANCE,
