@@ -37,7 +37,8 @@ def test_a_domain_with_nodes_of_others_is_refused(tmp_path):
                               env={**os.environ, **dds.domain_environment(domain)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        with pytest.raises(dds.SharedDomain, match=f"domain {domain} has nodes this run did not start: /camera_publisher"):
+        refused = f"domain {domain} has nodes this run did not start: /camera_publisher"
+        with pytest.raises(dds.SharedDomain, match=refused):
             dds.claim_domain([domain], lock_dir=tmp_path, wait=dds.DISCOVERY_TIMEOUT)
     finally:
         camera.kill()
