@@ -4,7 +4,8 @@
         [--transport raw|compressed] [--encoding rgb8] [--bad MODE ...] [--size 640x480]
 
 --bad inserts one broken message of each MODE (wrong_encoding, truncated, empty, wrong_step,
-corrupt_jpeg, bad_stamp) every second among the good frames. Header stamps are the publisher's
+corrupt_jpeg, bad_stamp, late_stamp: a good image stamped 0.2 s ago, as a reordered or jittery
+one comes) every second among the good frames. Header stamps are the publisher's
 clock, or zero with --zero-stamps (a driver that never sets them).
 """
 
@@ -20,6 +21,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from topreward_ros.synthetic.scene import render_scene
+
+LATE = 0.2  # seconds a late_stamp message lies behind: within the node's default stamp_tolerance
 
 
 def image_message(frame: np.ndarray, encoding: str) -> Image:
@@ -49,6 +52,8 @@ def bad_message(mode: str, frame: np.ndarray):
 def set_stamp(msg, node, mode: str | None = None, zero: bool = False, offset: float = 0.0) -> None:
     if zero:
         return  # a default header's stamp is 0.0
+    if mode == "late_stamp":
+        offset -= LATE
     msg.header.stamp = (node.get_clock().now() + Duration(nanoseconds=int(offset * 1e9))).to_msg()
     if mode == "bad_stamp":
         msg.header.stamp.nanosec = 1_500_000_000  # not a time

@@ -32,9 +32,19 @@ def random_frames():
     return frames, [0.5 * i for i in range(len(frames))]
 
 
+def pytest_collection_finish(session):
+    """A run whose tests use DDS claims its own domain before the first test: when none is free (see
+    dds.claim_domain), the run stops here with the reason."""
+    if session.items and "dds" in sys.modules:  # a collected test module talks over DDS
+        try:
+            sys.modules["dds"].isolated_domain()
+        except sys.modules["dds"].SharedDomain as exc:
+            pytest.exit(f"no isolated DDS domain: {exc}", returncode=3)
+
+
 @pytest.fixture(scope="session")
 def ros():
-    """rclpy in this process, on the tests' own DDS domain."""
+    """rclpy in this process, on this run's own DDS domain."""
     from dds import ros_environment
 
     os.environ.update(ros_environment())

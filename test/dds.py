@@ -3,6 +3,7 @@ command line launch_ros would build, camera publishers in their own processes, a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -16,12 +17,89 @@ import launch_standins
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DISCOVERY_TIMEOUT = 30.0
+# Domains a test run may take: valid for Fast DDS on any OS (0..101 keep its ports below Linux's
+# ephemeral range), clear of 0 (every ROS user's default) and of 100..199 (100 + pid % 100, the
+# choice of older checkouts, which hold no lock).
+DOMAIN_IDS = range(1, 100)
+LOCK_DIR = Path("/tmp")  # machine-wide, whatever TMPDIR a run has
+GRAPH_CHECK_SECONDS = 5.0  # how long a new domain is watched for nodes of others before the run starts
+
+
+class SharedDomain(RuntimeError):
+    """No DDS domain this run can have to itself."""
+
+
+def claim_domain(candidates=DOMAIN_IDS, lock_dir: Path = LOCK_DIR, start: int = 0,
+                 wait: float = GRAPH_CHECK_SECONDS) -> tuple[int, int]:
+    """The first of ``candidates`` (from index ``start``, wrapping) that no other run holds and no
+    node uses, and the open descriptor of its lock.
+
+    A domain is held through an exclusive lock on ``lock_dir/topreward-dds-domain-<id>.lock``, which
+    the kernel releases when this process ends, however it ends. A locked domain is also watched for
+    ``wait`` seconds: one whose graph shows nodes (left over from a killed run, a user's own) is
+    passed over, and named in the error if no domain is left."""
+    used = []
+    for k in range(len(candidates)):
+        domain = candidates[(start + k) % len(candidates)]
+        try:
+            fd = os.open(lock_dir / f"topreward-dds-domain-{domain}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError:
+            continue  # another user's lock file, which we may not open: that domain is theirs
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        others = foreign_nodes(domain, wait)
+        if not others:
+            return domain, fd
+        os.close(fd)
+        used.append(f"domain {domain} has nodes this run did not start: {', '.join(sorted(others))}")
+    raise SharedDomain(f"no DDS domain of {candidates[0]}..{candidates[-1]} is free: the others are locked by "
+                       f"other test runs (lock files in {lock_dir}); " + ("; ".join(used) or "none in use"))
+
+
+def foreign_nodes(domain: int, wait: float = GRAPH_CHECK_SECONDS) -> list[str]:
+    """The nodes on ``domain`` a probe sees within ``wait`` seconds (it returns at the first), run in
+    a process of its own with the tests' discovery settings."""
+    probe = ("import json, sys, time, rclpy\n"
+             "rclpy.init()\n"
+             "node = rclpy.create_node('topreward_domain_probe')\n"
+             "deadline = time.monotonic() + float(sys.argv[1])\n"
+             "others = []\n"
+             "while not others and time.monotonic() < deadline:\n"
+             "    time.sleep(0.1)\n"
+             "    others = [ns.rstrip('/') + '/' + n for n, ns in node.get_node_names_and_namespaces()\n"
+             "              if n != node.get_name()]\n"
+             "print(json.dumps(others))\n"
+             "rclpy.shutdown()\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(wait)], capture_output=True, text=True,
+                            timeout=wait + 60, env={**os.environ, **domain_environment(domain)})
+    if result.returncode != 0:
+        raise SharedDomain(f"the DDS domain probe failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+_claimed: tuple[int, int] | None = None  # (domain, lock descriptor), held for the life of this process
+
+
+def isolated_domain() -> int:
+    """This run's DDS domain, claimed on first use (conftest claims it before the first test)."""
+    global _claimed
+    if _claimed is None:
+        _claimed = claim_domain(start=os.getpid() % len(DOMAIN_IDS))  # runs started together spread out
+    return _claimed[0]
 
 
 def ros_environment() -> dict:
-    """One DDS domain per test session, discovery on this host only, the large-image Fast DDS profile."""
+    """The environment of this run's ROS processes: the run's own DDS domain."""
+    return domain_environment(isolated_domain())
+
+
+def domain_environment(domain: int) -> dict:
+    """A ROS process on ``domain``: discovery on this host only, the large-image Fast DDS profile."""
     return {
-        "ROS_DOMAIN_ID": str(100 + os.getpid() % 100),
+        "ROS_DOMAIN_ID": str(domain),
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
         "FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds_large_images.xml"),
@@ -60,7 +138,7 @@ class Process:
 
     @classmethod
     def stop_all(cls) -> None:
-        """Stop what a failed test left running: a stray node on the shared domain would answer the
+        """Stop what a failed test left running: a stray node on the run's domain would answer the
         next test's service calls and publish into its topics."""
         while cls.started:
             cls.started.pop().stop(timeout=5.0)

@@ -96,7 +96,8 @@ def test_zero_and_invalid_stamps_and_jumps(tmp_path, tiny_model_dir, listener):
     for stamp in (1001, 1002, 1030):
         publisher.publish(image(stamp))
     listener.wait_for(lambda s: any(u["stamp"] == 1030.0 for _, u in s.updates[seen:]), what="the jumped frame")
-    ours = [u for _, u in listener.updates[seen:]]
+    # the camera's stamps are the receive times (about 1.8e9): a slow model may still be publishing its frames
+    ours = [u for _, u in listener.updates[seen:] if u["stamp"] <= 1030]
     before, after = [u for u in ours if u["stamp"] < 1030], [u for u in ours if u["stamp"] == 1030.0]
     assert after[0]["time"] == 0.0 and after[0]["frames"] == 1
     assert after[0]["episode"] == before[-1]["episode"] + 1

@@ -6,17 +6,22 @@ import subprocess
 import sys
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import yaml
 from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
 
 from dds import BIN, Process, start_node
 from test_eval_video import run_tool
 from test_reward_node import TASK, edited_config
+from topreward_ros.sources.bags import read_episodes
 
 pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
 
 MARKER = "/episode"
+CAMERA = "/camera/image_raw"
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +161,45 @@ def test_calibrate_rejects_bad_labels(labels, message, tmp_path, bag, tiny_model
     assert message in result.stderr
 
 
-def test_replay_loops_faster_and_the_node_restarts_on_the_loop(tmp_path, tiny_model_dir, ros):
-    bag = tmp_path / "short"
-    assert run_tool("topreward-make-sample-bag", str(bag), "--progress", "1.0", "--seconds", "2",
+def copy_camera_messages(bag, path, picks):
+    """A new bag of ``bag``'s camera messages: for each (slot, message) in ``picks``, recorded message
+    ``message`` written at the log time of recorded message ``slot``, so the header stamps go back
+    wherever a message is written after a later one (it arrived late)."""
+    with AnyReader([bag]) as reader:
+        connection = next(c for c in reader.connections if c.topic == CAMERA)
+        recorded = [(log_time, data) for _, log_time, data in reader.messages(connections=[connection])]
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        out = writer.add_connection(CAMERA, connection.msgtype, typestore=get_typestore(Stores.ROS2_KILTED))
+        for slot, message in picks:
+            writer.write(out, recorded[slot][0], recorded[message][1])
+
+
+def test_late_stamps_are_dropped_live_and_offline_and_a_loop_restarts(tmp_path, tiny_model_dir, ros):
+    """Camera messages arriving out of order by 100-300 ms (best-effort transport, camera jitter) are
+    dropped and counted: the episode is the clean bag's minus those frames, offline (topreward-eval-bag)
+    and live (topreward-replay to the node, twice at 2x; the loop's 2 s jump back starts an episode)."""
+    clean, jittered, expected = tmp_path / "clean", tmp_path / "jittered", tmp_path / "clean-minus-late"
+    assert run_tool("topreward-make-sample-bag", str(clean), "--progress", "1.0", "--seconds", "2",
                     "--fps", "10").returncode == 0
-    episodes, output = replay_through_node(tmp_path, tiny_model_dir, bag, "--loop", "2", "--rate", "2",
-                                           task="put the red block in the bowl")
-    first, second = episodes  # stamps go back when the loop starts again: a new episode
-    assert sum(int(r["added"]) for r in first) == sum(int(r["added"]) for r in second) == 4  # none lost
-    scores = {int(r["frames"]): float(r["score"]) for r in first}  # a busy machine may merge updates
-    for row in second:
-        if int(row["frames"]) in scores:
-            assert float(row["score"]) == pytest.approx(scores[int(row["frames"])], abs=1e-5)
-    assert int(first[-1]["frames"]) == int(second[-1]["frames"]) == 4
-    assert first[-1]["stamp"] == second[-1]["stamp"]
+    # 5 (a sampled slot's first frame) comes 300 ms late, 10 (also one) 100 ms and 16 200 ms
+    arrival = [0, 1, 2, 3, 4, 6, 7, 8, 5, 9, 11, 10, 12, 13, 14, 15, 17, 18, 16, 19]
+    late = {5, 10, 16}
+    copy_camera_messages(clean, jittered, enumerate(arrival))
+    copy_camera_messages(clean, expected, [(i, i) for i in range(len(arrival)) if i not in late])
+
+    read, want = read_episodes(jittered, [CAMERA]), read_episodes(expected, [CAMERA])
+    assert (read.late_messages, want.late_messages, len(read.episodes), len(want.episodes)) == (3, 0, 1, 1)
+    assert read.episodes[0].stamps == want.episodes[0].stamps
+    assert read.episodes[0].times == pytest.approx([0.0, 0.6, 1.1, 1.5], abs=1e-6)  # 0.5 and 1.0 came late
+    assert all(np.array_equal(a, b) for a, b in zip(read.episodes[0].frames, want.episodes[0].frames, strict=True))
+    assert len(read_episodes(jittered, [CAMERA], stamp_tolerance=0.0).episodes) == 4  # no tolerance: split by each
+
+    offline = offline_curves(jittered, tiny_model_dir, tmp_path / "offline", "--task", TASK, split=("--split", "bag"))
+    assert len(offline) == 1 and offline[0]["settings"]["late_messages"] == 3
+    assert offline[0]["prefix_stamps"] == pytest.approx(want.episodes[0].stamps, abs=1e-6)
+
+    live, output = replay_through_node(tmp_path, tiny_model_dir, jittered, "--loop", "2", "--rate", "2", task=TASK)
+    assert len(live) == 2  # the loop went back 2 s: a new episode; the late messages did not start one
+    for updates in live:
+        assert_live_matches_offline(updates, offline[0])
     assert "2 time(s) at 2x" in output

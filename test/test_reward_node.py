@@ -67,7 +67,7 @@ def listener(ros):
 def node_and_camera(tmp_path, tiny_model_dir, listener):
     node = start_node(tmp_path, model=tiny_model_dir, quantization="none", task=TASK, sample_fps=SAMPLE_FPS)
     camera = start_camera(tmp_path, rate=30, seconds=60, size="640x480",
-                          bad=["wrong_encoding", "truncated", "empty", "wrong_step"])
+                          bad=["wrong_encoding", "truncated", "empty", "wrong_step", "late_stamp"])
     yield node, camera
     camera.stop()
     assert node.stop() in (0, -15), node.output()
@@ -112,11 +112,13 @@ def test_rewards_episodes_task_and_success(node_and_camera, listener):
     assert new[0]["task"] == "open the drawer" and new[0]["frames"] == new[0]["added"]
     assert not new[0]["success"]  # success was reset with the episode
 
-    # Bad images were dropped and counted, while rewards kept coming.
-    listener.wait_for(lambda s: any(int(d[2]["bad_messages"]) >= 4 for _, d in s.diagnostics), timeout=10,
-                      what="bad messages in diagnostics")
+    # Bad images were dropped and counted, while rewards kept coming; late stamps were dropped and
+    # counted without starting an episode.
+    listener.wait_for(lambda s: any(int(d[2]["bad_messages"]) >= 4 and int(d[2]["late_messages_dropped"]) >= 2
+                                    for _, d in s.diagnostics), timeout=10, what="bad and late messages in diagnostics")
     level, message, values = listener.diagnostics[-1][1]
     assert level == 0 and "scoring episode" in message
+    assert values["stamp_restarts"] == "0"
     assert values["model"] and values["device"] == "cpu" and values["quantization"] == "none"
     for key in ("device", "quantization", "update_latency_ms_median", "frames_in_episode", "frames_sampled",
                 "merged_updates", "failed_updates", "frames_dropped_backlog", "last_prompt_scores"):

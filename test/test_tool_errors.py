@@ -82,6 +82,8 @@ def test_eval_video_bad_options(inputs, options, expected):
 @pytest.mark.parametrize("options,expected", [
     (["--max-frames", "5"], "must be an even integer from 4 to 1024"),
     (["--max-frames", "64.0"], "not an integer"),
+    (["--stamp-tolerance", "nan"], "must be a number from 0 to 60"),
+    (["--stamp-tolerance", "1e308"], "must be a number from 0 to 60"),
     (["--prompts-file", "{root}/malformed.yaml"], "not valid YAML"),
     (["--prompts-file", "{root}/latin1.yaml"], "cannot read prompt file"),
     (["--episodes-yaml", "{root}/keys.yaml"], "is not an episode number"),
@@ -151,6 +153,7 @@ def test_calibrate_bad_labels_fail_before_the_model(inputs, tmp_path, labels, ex
 
 @pytest.mark.parametrize("options,expected", [
     (["--rate", "0"], "argument --rate: must be a number from 0.01 to 100"),
+    (["--stamp-tolerance", "-0.1"], "must be a number from 0 to 60"),
     (["--record-bag", "{root}/recorded"], "argument --record-bag: {root}/recorded already exists"),
     (["--output", "{root}/recorded"], "is a folder; give a file name"),
     (["--image-topics", "/nope"], "topic /nope is not in"),

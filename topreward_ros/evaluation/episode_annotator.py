@@ -22,7 +22,7 @@ from ..method.scoring import ScoringConfig
 from ..sources import lerobot
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS
+from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE
 from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
 from ..stream.reward_stream import RewardStream
 from .bag_eval import run_episodes
@@ -44,6 +44,7 @@ class BagOptions:
     marker_topic: str | None = "/episode"
     max_gap: float = DEFAULT_MAX_GAP       # the stamp gap that starts an episode (--gap with split=gap)
     camera_slop: float = DEFAULT_CAMERA_SLOP
+    stamp_tolerance: float = DEFAULT_STAMP_TOLERANCE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,7 +261,7 @@ class Annotator:
             try:
                 read = read_episodes(path, list(options.image_topics), self.settings.sample_fps, split=options.split,
                                      marker_topic=options.marker_topic, max_gap=options.max_gap,
-                                     camera_slop=options.camera_slop)
+                                     camera_slop=options.camera_slop, stamp_tolerance=options.stamp_tolerance)
             except Exception as exc:  # noqa: BLE001 - cached like a good read: the bag's other episodes fail alike
                 read = exc
             self._bag = (path, read)

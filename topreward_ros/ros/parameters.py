@@ -14,7 +14,7 @@ from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
 from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS
 from ..sources.image_messages import DEFAULT_MAX_PIXELS
 from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
-                                     MAX_GAP_RANGE, SAMPLE_FPS_RANGE)
+                                     DEFAULT_STAMP_TOLERANCE, MAX_GAP_RANGE, SAMPLE_FPS_RANGE, STAMP_TOLERANCE_RANGE)
 from ..stream.online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,
                              SUCCESS_THRESHOLD_RANGE)
 from ..stream.reward_stream import REWARD_TYPES
@@ -64,7 +64,10 @@ PARAMETERS = (
     Param("sample_fps", DEFAULT_SAMPLE_FPS, "Frames per second taken into the episode, from header stamps "
           "(one update each; a slow model merges several into one update).", float_range=SAMPLE_FPS_RANGE),
     Param("max_stamp_gap", DEFAULT_MAX_GAP, "A header stamp this many seconds after the previous one (or before "
-          "it) starts a new episode.", float_range=MAX_GAP_RANGE),
+          "it, beyond stamp_tolerance) starts a new episode.", float_range=MAX_GAP_RANGE),
+    Param("stamp_tolerance", DEFAULT_STAMP_TOLERANCE, "A header stamp at most this many seconds before the previous "
+          "one (reordered transport, camera jitter) is dropped and counted; one further back starts a new episode.",
+          float_range=STAMP_TOLERANCE_RANGE),
     Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Images declaring more pixels (width x height) are dropped and "
           "counted before decoding.", int_range=(1, 1_000_000_000, 1)),
     Param("resolution_width", DEFAULT_RESOLUTION[0], "Fixed frame width fed to the model (multiple of 32).",

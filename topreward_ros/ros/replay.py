@@ -10,7 +10,9 @@ is called). The node's updates go to a CSV (and optionally a bag).
 While playing, the frames the node should score are counted by the node's own sampling rules
 (without decoding); before each marker's reset the replay waits until the node's updates cover
 them (a reset discards frames not yet scored), and it exits with status 1 (after writing the
-CSV) when the updates cover fewer frames than were played for scoring.
+CSV) when the updates cover fewer frames than were played for scoring. After the last message it
+waits until they cover them (at most DISCOVERY_TIMEOUT; a slow model merges them into a few late updates), then
+until the node has been quiet for --drain seconds.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
 from ..options import float_between, int_between, new_path, output_file
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE, EpisodeStream
+from ..stream.episode_stream import (DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, SAMPLE_FPS_RANGE,
+                                     STAMP_TOLERANCE_RANGE, EpisodeStream)
 from .play_video import MAX_SETTLE, RATE_RANGE
 from .update_listener import frames_covered
 
@@ -165,9 +168,10 @@ class SampledFrames:
     """Counts the frames the node samples from what is played, by the node's own rules (stamps, header
     checks, camera pairing, sampling, restarts), without decoding a pixel."""
 
-    def __init__(self, image_topics: list[str], sample_fps: float):
+    def __init__(self, image_topics: list[str], sample_fps: float, stamp_tolerance: float = DEFAULT_STAMP_TOLERANCE):
         self.camera_of = {topic: i for i, topic in enumerate(image_topics)}
-        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps)
+        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps,
+                                    stamp_tolerance=stamp_tolerance)
         self.count = 0
 
     def add(self, topic: str, msg, log_time_ns: int) -> None:
@@ -192,7 +196,7 @@ def play(args) -> int:
     spinner.start()
     try:
         with reader:
-            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps))
+            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps, args.stamp_tolerance))
     finally:
         executor.shutdown()
         spinner.join()
@@ -236,6 +240,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
             if connection.topic in sampled.camera_of:
                 sampled.add(connection.topic, reader.deserialize(rawdata, connection.msgtype), timestamp)
             publishers[connection.topic].publish(bytes(rawdata))
+    replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)  # a slow model is still scoring: not a quiet node
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < args.drain:
         with replayer.lock:
@@ -314,9 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float_between(0.0, MAX_SETTLE), default=1.0,
                         help="seconds to wait after discovery (default %(default)s)")
     parser.add_argument("--drain", type=float_between(0.0, MAX_SETTLE), default=3.0,
-                        help="seconds without updates before stopping (default %(default)s)")
+                        help="seconds without updates before stopping, once the updates cover the frames played "
+                             f"(or {DISCOVERY_TIMEOUT:.0f} s passed; default %(default)s)")
     parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps, to count the frames it should score (default %(default)s)")
+    parser.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE), default=DEFAULT_STAMP_TOLERANCE,
+                        help="the node's stamp_tolerance, to count the frames it should score (default %(default)s)")
     parser.add_argument("--image-topics", nargs="+",
                         help="the node's image topics, to count the frames it should score (default: the played "
                              "Image and CompressedImage topics named in --wait-for, else all played ones)")

@@ -146,7 +146,8 @@ class RewardNode(LifecycleNode):
         def convert(messages):
             return resize_frame(to_frame(messages), resolution)
 
-        stream = EpisodeStream(len(topics), convert, p("sample_fps"), p("camera_slop"), p("max_stamp_gap"))
+        stream = EpisodeStream(len(topics), convert, p("sample_fps"), p("camera_slop"), p("max_stamp_gap"),
+                               p("stamp_tolerance"))
         self._max_pixels = p("max_image_pixels")
         self._topics, self._transports = topics, transports
         self._rewards, self._outputs = rewards, outputs
@@ -491,7 +492,8 @@ class RewardNode(LifecycleNode):
                            "merged_updates": counters.merged, "failed_updates": counters.failed_updates,
                            "frames_skipped_by_stride": counters.stride_skipped,
                            "frames_discarded_by_reset": counters.discarded,
-                           "frames_dropped_backlog": counters.backlog_dropped, "stamp_restarts": counters.restarts})
+                           "frames_dropped_backlog": counters.backlog_dropped, "stamp_restarts": counters.restarts,
+                           "late_messages_dropped": counters.late})
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -4,8 +4,9 @@ Image topics are converted, paired and sampled by the same EpisodeStream the nod
 a bag gives offline the frames a live node would see when the bag is replayed. Episodes are
 split by a marker topic (every message on it starts an episode; a std_msgs/String marker
 carries the episode's task), by gaps in the header stamps, or one per bag. Stamps going
-backwards, or jumping by more than the gap limit, always start a new episode, as they do in
-the node.
+back by more than the stamp tolerance, or jumping by more than the gap limit, always start a
+new episode, and a stamp within the tolerance before the previous one is dropped and counted,
+as in the node.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import TopRewardError
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, EpisodeStream, tiled
+from ..stream.episode_stream import (DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE,
+                                     EpisodeStream, tiled)
 from .image_messages import DEFAULT_MAX_PIXELS, ImageConversionError, check_message, header_stamp, message_to_rgb
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class BagEpisodes:
     episodes: list[Episode]
     bad_messages: int
     image_messages: int
+    late_messages: int = 0   # dropped: stamped within the stamp tolerance before the previous message
 
 
 def open_bag(path: str | Path) -> AnyReader:
@@ -81,13 +84,14 @@ def open_bag(path: str | Path) -> AnyReader:
 
 def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float = DEFAULT_SAMPLE_FPS,
                   split: str = "bag", marker_topic: str | None = None, max_gap: float = DEFAULT_MAX_GAP,
-                  camera_slop: float = DEFAULT_CAMERA_SLOP,
+                  camera_slop: float = DEFAULT_CAMERA_SLOP, stamp_tolerance: float = DEFAULT_STAMP_TOLERANCE,
                   max_pixels: int = DEFAULT_MAX_PIXELS) -> BagEpisodes:
     """Sampled frames of every episode in a bag (episodes without frames are left out).
 
     Read as the node reads live messages: a zero header stamp falls back to the message's log
-    time, a stamp with nanosec out of range is a bad message, a stamp going back or jumping
-    by more than ``max_gap`` seconds starts a new episode (with ``split="gap"`` that is the split).
+    time, a stamp with nanosec out of range is a bad message, a stamp going back by at most
+    ``stamp_tolerance`` seconds is a late message (dropped, counted), one going back further or
+    jumping by more than ``max_gap`` seconds starts a new episode (with ``split="gap"`` that is the split).
     """
     if split not in SPLITS:
         raise BagError(f"unknown split {split!r}: use {', '.join(SPLITS)}")
@@ -100,12 +104,14 @@ def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float =
     reader = open_bag(path)
     try:
         with reader:
-            return _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, max_pixels)
+            return _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, stamp_tolerance,
+                         max_pixels)
     except (AnyReaderError, ReaderError, OSError) as exc:
         raise BagError(f"cannot read bag {path}: {exc}") from exc
 
 
-def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, max_pixels) -> BagEpisodes:
+def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, stamp_tolerance,
+          max_pixels) -> BagEpisodes:
     types = {c.topic: c.msgtype for c in reader.connections}
     for topic in image_topics:
         if topic not in types:
@@ -116,9 +122,9 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
         raise BagError(f"marker topic {marker_topic} is not in {path}; it has: {', '.join(sorted(types))}")
     wanted = [c for c in reader.connections if c.topic in image_topics or c.topic == marker_topic]
     camera_of = {topic: i for i, topic in enumerate(image_topics)}
-    stream = EpisodeStream(len(image_topics), tiled(message_to_rgb), sample_fps, camera_slop, max_gap)
+    stream = EpisodeStream(len(image_topics), tiled(message_to_rgb), sample_fps, camera_slop, max_gap, stamp_tolerance)
     episodes = [Episode(0)]
-    bad = images = fallback_stamps = 0
+    bad = images = fallback_stamps = late = 0
     skipped: dict[str, int] = {}
     for connection, log_time, rawdata in reader.messages(connections=wanted):
         msg = reader.deserialize(rawdata, connection.msgtype)
@@ -136,6 +142,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             continue
         fallback_stamps += fell_back
         added = stream.add(camera_of[connection.topic], stamp, msg)
+        late += added.late
         for error in added.errors:
             bad += 1
             _warn_bad(skipped, connection.topic, error)
@@ -151,9 +158,12 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
         raise BagError(f"{path}: no messages on {', '.join(image_topics)}")
     if fallback_stamps:
         log.warning("%s: %d messages have zero header stamps; their log times were used", path, fallback_stamps)
+    if late:
+        log.warning("%s: %d late messages dropped (stamped at most %g s before the previous one)", path, late,
+                    stamp_tolerance)
     kept = [e for e in episodes if e.frames]
     if not kept:
         raise BagError(f"{path}: no image could be converted ({bad} bad messages)")
     for index, episode in enumerate(kept):
         episode.index = index
-    return BagEpisodes(kept, bad, images)
+    return BagEpisodes(kept, bad, images, late)

@@ -29,6 +29,7 @@ class Counters:
     failed_updates: int = 0
     failing_in_a_row: int = 0
     restarts: int = 0          # episodes started by stamps going back or jumping
+    late: int = 0              # messages (camera groups) dropped: stamped within the tolerance before the previous
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,7 @@ class LiveEpisode:
                 return Added()
             added = self.stream.add(camera, stamp, message)
             self.counters.bad_messages += len(added.errors)
+            self.counters.late += added.late
             for sampled in added.sampled:
                 if sampled.new_episode:
                     self.episode += 1

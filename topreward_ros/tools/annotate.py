@@ -96,7 +96,7 @@ def settings_from(args) -> AnnotateSettings:
         listed_tasks=tuple(sorted(listed.items())),
         bag=BagOptions(image_topics=tuple(args.image_topics), split=args.split,
                        marker_topic=args.marker_topic if args.split == "marker" else None,
-                       max_gap=stamp_gap(args), camera_slop=args.camera_slop),
+                       max_gap=stamp_gap(args), camera_slop=args.camera_slop, stamp_tolerance=args.stamp_tolerance),
         cameras=tuple(args.cameras or ()))
 
 

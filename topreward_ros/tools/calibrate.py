@@ -80,7 +80,8 @@ def final_scores(args, reward_model, config, default_task: str | None, entries: 
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
         wanted = {int(e["episode"]): e.get("task") for e in entries if e["bag"] == bag_path}
         bag = read_episodes(bag_path, args.image_topics, args.sample_fps, split=args.split,
-                            marker_topic=args.marker_topic, max_gap=stamp_gap(args), camera_slop=args.camera_slop)
+                            marker_topic=args.marker_topic, max_gap=stamp_gap(args), camera_slop=args.camera_slop,
+                            stamp_tolerance=args.stamp_tolerance)
         missing = sorted(set(wanted) - {e.index for e in bag.episodes})
         if missing:
             raise TopRewardError(f"{bag_path} has {len(bag.episodes)} episodes; episode {missing[0]} is not one")

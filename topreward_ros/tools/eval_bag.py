@@ -22,7 +22,7 @@ from ..errors import TopRewardError
 from ..method.engine import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
 from ..options import float_between, int_between, output_folder
 from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
-                                     MAX_GAP_RANGE, SAMPLE_FPS_RANGE)
+                                     DEFAULT_STAMP_TOLERANCE, MAX_GAP_RANGE, SAMPLE_FPS_RANGE, STAMP_TOLERANCE_RANGE)
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, json_safe, staged_report, write_report, write_text_atomic
@@ -44,6 +44,11 @@ def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-stamp-gap", type=float_between(*MAX_GAP_RANGE), default=DEFAULT_MAX_GAP,
                        help="with --split bag or marker: a stamp jump that starts a new episode, as the node's "
                             "max_stamp_gap (default %(default)s s)")
+    group.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE),
+                       default=DEFAULT_STAMP_TOLERANCE,
+                       help="a stamp at most this many seconds before the previous one is dropped as late and "
+                            "counted; further back starts a new episode, as the node's stamp_tolerance "
+                            "(default %(default)s s)")
     group.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                        help="frames per second scored (the node's; default %(default)s)")
     group.add_argument("--camera-slop", type=float_between(*CAMERA_SLOP_RANGE), default=DEFAULT_CAMERA_SLOP,
@@ -85,7 +90,7 @@ def stamp_gap(args) -> float:
 def load_bag_episodes(args):
     default_task, listed = listed_tasks(args.episodes_yaml)  # checked before the bag is read
     bag = read_episodes(args.bag, args.image_topics, args.sample_fps, split=args.split, marker_topic=args.marker_topic,
-                        max_gap=stamp_gap(args), camera_slop=args.camera_slop)
+                        max_gap=stamp_gap(args), camera_slop=args.camera_slop, stamp_tolerance=args.stamp_tolerance)
     tasks = episode_tasks(bag.episodes, args.task or default_task, listed)
     return bag, tasks
 
@@ -127,7 +132,8 @@ def body(argv) -> int:
     results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)
     settings = {**settings_of(args, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
                 "split": args.split, "sample_fps": args.sample_fps, "max_frames": args.max_frames,
-                "bad_messages": bag.bad_messages}
+                "stamp_tolerance": args.stamp_tolerance, "bad_messages": bag.bad_messages,
+                "late_messages": bag.late_messages}
     summary = {**summarize(results), "settings": settings}
     with staged_report(output, REPORT_FILES, PROG, last=["summary.md", "summary.json"]) as staging:
         for result in results:
