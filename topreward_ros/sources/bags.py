@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import TopRewardError
@@ -154,7 +154,8 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
     for connection, log_time, rawdata in messages(reader, path, wanted):
         try:
             msg = reader.deserialize(rawdata, connection.msgtype)
-        except AnyReaderError as exc:  # one corrupt message: counted, and a marker still starts its episode
+        except Exception as exc:  # noqa: BLE001 - one corrupt message (rosbags < 0.11 raises builtin errors for it):
+            # counted, and a marker still starts its episode
             bad += 1
             _warn_bad(skipped, connection.topic, f"cannot deserialize it: {exc}")
             msg = None

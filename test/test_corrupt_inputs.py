@@ -1,0 +1,132 @@
+"""Corrupt input files: every file of a LeRobot v3 dataset and of a bag is emptied, truncated or garbled in turn.
+topreward-annotate records each corrupt copy as failed items whose reason names it and scores the good items
+beside them; topreward-eval-bag, whose one bag cannot be read, exits 2 with one error line. Never a traceback.
+A single message that cannot be deserialized is a bad message, counted, and the rest of the bag is read.
+
+The files are found by walking the originals, so a file the writers add is corrupted too. In-process (the tools'
+``main``, their real code path); the tiny model, episodes of six frames.
+"""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from topreward_ros.sources.bags import read_episodes
+from topreward_ros.synthetic.scene import render_scene
+from topreward_ros.tools import annotate, eval_bag
+
+from test_annotate import common_args, make_bag, table, write_lerobot
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def garbled(path: Path) -> None:
+    """The middle third of the bytes inverted (XOR 0xA5): the size and both ends stay, as after a bad copy."""
+    data = path.read_bytes()
+    start, end = len(data) // 3, 2 * len(data) // 3
+    path.write_bytes(data[:start] + bytes(b ^ 0xA5 for b in data[start:end]) + data[end:])
+
+
+CORRUPTIONS = {"empty": empty, "truncated": truncated, "garbled": garbled}
+
+
+def files(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory):
+    """A LeRobot dataset (two episodes sharing one data file and one mp4 per camera) and two one-episode bags."""
+    root = tmp_path_factory.mktemp("originals")
+    write_lerobot(root / "dataset", [{"length": 6, "task_index": 0, "file": 0},
+                                     {"length": 6, "task_index": 1, "file": 0}])
+    make_bag(root / "bag", "mcap", 1.0)
+    make_bag(root / "bag-db3", "sqlite3", 1.0)
+    return root
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_annotate_fails_each_corrupt_item_with_its_reason_and_scores_the_rest(corruption, originals, tiny_model_dir,
+                                                                              tmp_path, capsys):
+    tree = tmp_path / "tree"
+    for name in ("dataset", "bag"):
+        shutil.copytree(originals / name, tree / f"good-{name}")
+    corrupted = {}  # copy -> the file corrupted in it
+    for name in ("dataset", "bag", "bag-db3"):
+        for number, file in enumerate(files(originals / name)):
+            copy = tree / f"{name}-{number}"
+            shutil.copytree(originals / name, copy)
+            CORRUPTIONS[corruption](copy / file)
+            corrupted[copy.name] = file
+    # info.json, tasks, episodes, data, two videos; metadata.yaml and the storage file of each bag
+    assert len(corrupted) == 6 + 2 + 2
+
+    code = annotate.main([str(tree), "--output", str(tmp_path / "out"), "--no-progress",
+                          *common_args(tiny_model_dir)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and "error:" not in err
+    rows: dict[str, list[dict]] = {}
+    for row in table(tmp_path / "out" / "episodes.parquet"):
+        rows.setdefault(row["item"], []).append(row)
+    assert [(r["episode"], r["status"]) for r in rows.pop("good-dataset")] == [(0, "ok"), (1, "ok")]
+    assert [(r["episode"], r["status"]) for r in rows.pop("good-bag")] == [(0, "ok")]
+    assert sorted(rows) == sorted(corrupted)
+    for copy, file in corrupted.items():
+        where = f"{copy}/{file} {corruption}"
+        assert rows[copy] and all(r["status"] == "failed" for r in rows[copy]), where
+        assert all(str(tree / copy) in r["error"] for r in rows[copy]), (where, rows[copy][0]["error"])
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+@pytest.mark.parametrize("bag", ["bag", "bag-db3"])
+def test_eval_bag_of_a_corrupt_bag_is_one_error_line(bag, corruption, originals, tiny_model_dir, tmp_path, capsys):
+    for file in files(originals / bag):
+        copy = tmp_path / f"{bag}-{file.name}"
+        shutil.copytree(originals / bag, copy)
+        CORRUPTIONS[corruption](copy / file)
+        report = tmp_path / f"report-{file.name}"
+        code = eval_bag.main([str(copy), "--output", str(report), *common_args(tiny_model_dir)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2, (file, err)
+        assert len(err) == 1 and err[0].startswith(f"topreward-eval-bag: error: cannot read bag {copy}"), (file, err)
+        assert not report.exists()
+
+
+def test_a_message_that_cannot_be_deserialized_is_a_counted_bad_message(tmp_path):
+    """Truncated CDR in two messages of a bag: the bag reads as the same bag without them, and says so."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    Image, Header, Time = (typestore.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
+                                                         "builtin_interfaces/msg/Time"))
+    corrupt = {3, 6}
+
+    def write(path: Path, skip: set[int], cut: set[int]) -> None:
+        with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+            connection = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=typestore)
+            for i in range(10):
+                if i in skip:
+                    continue
+                msg = Image(header=Header(stamp=Time(sec=100, nanosec=i * 100_000_000), frame_id="cam"), height=48,
+                            width=64, encoding="rgb8", is_bigendian=0, step=64 * 3,
+                            data=np.frombuffer(render_scene(i / 9, 64, 48).tobytes(), np.uint8))
+                raw = typestore.serialize_cdr(msg, "sensor_msgs/msg/Image")
+                writer.write(connection, 100_000_000_000 + i * 100_000_000, raw[:30] if i in cut else raw)
+
+    write(tmp_path / "corrupt", set(), corrupt)
+    write(tmp_path / "clean", corrupt, set())
+    read, clean = (read_episodes(tmp_path / name, ["/cam"], sample_fps=10.0) for name in ("corrupt", "clean"))
+    assert read.bad_messages == len(corrupt) and read.image_messages == 10
+    assert [e.times for e in read.episodes] == [e.times for e in clean.episodes] and len(clean.episodes[0].times) == 8
+    for got, want in zip(read.episodes[0].frames, clean.episodes[0].frames):
+        assert np.array_equal(got, want)
