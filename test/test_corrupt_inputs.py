@@ -7,6 +7,7 @@ The files are found by walking the originals, so a file the writers add is corru
 ``main``, their real code path); the tiny model, episodes of six frames.
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -54,16 +55,28 @@ def garbled_body(path: Path) -> None:
 CORRUPTIONS = {"empty": empty, "truncated": truncated, "garbled": garbled}
 
 
+FILE_EPISODES = {0: {0, 1}, 1: {2}}  # the dataset's data and video files by index, and the episodes in them
+EPISODES = set().union(*FILE_EPISODES.values())
+
+
 def files(folder: Path) -> list[Path]:
     return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
 
 
+def episodes_reading(file: Path) -> set[int]:
+    """The dataset's episodes that read ``file``: those of its data or video file, or all of them (metadata)."""
+    if file.parts[0] in ("data", "videos"):
+        return FILE_EPISODES[int(re.fullmatch(r"file-(\d+)\.\w+", file.name).group(1))]
+    return EPISODES
+
+
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
-    """A LeRobot dataset (two episodes sharing one data file and one mp4 per camera) and two one-episode bags."""
+    """A LeRobot dataset (episodes 0 and 1 share a data file and an mp4 per camera, episode 2 has its own) and
+    two one-episode bags."""
     root = tmp_path_factory.mktemp("originals")
-    write_lerobot(root / "dataset", [{"length": 6, "task_index": 0, "file": 0},
-                                     {"length": 6, "task_index": 1, "file": 0}])
+    write_lerobot(root / "dataset", [{"length": 6, "task_index": task, "file": file}
+                                     for file, episodes in FILE_EPISODES.items() for task in range(len(episodes))])
     make_bag(root / "bag", "mcap", 1.0)
     make_bag(root / "bag-db3", "sqlite3", 1.0)
     return root
@@ -82,8 +95,8 @@ def test_annotate_fails_each_corrupt_item_with_its_reason_and_scores_the_rest(co
             shutil.copytree(originals / name, copy)
             CORRUPTIONS[corruption](copy / file)
             corrupted[copy.name] = file
-    # info.json, tasks, episodes, data, two videos; metadata.yaml and the storage file of each bag
-    assert len(corrupted) == 6 + 2 + 2
+    # info.json, tasks, episodes; two data files, two videos per camera; metadata.yaml and storage of each bag
+    assert len(corrupted) == 3 + 2 + 4 + 2 + 2
 
     code = annotate.main([str(tree), "--output", str(tmp_path / "out"), "--no-progress",
                           *common_args(tiny_model_dir)])
@@ -93,13 +106,19 @@ def test_annotate_fails_each_corrupt_item_with_its_reason_and_scores_the_rest(co
     rows: dict[str, list[dict]] = {}
     for row in table(tmp_path / "out" / "episodes.parquet"):
         rows.setdefault(row["item"], []).append(row)
-    assert [(r["episode"], r["status"]) for r in rows.pop("good-dataset")] == [(0, "ok"), (1, "ok")]
+    assert [(r["episode"], r["status"]) for r in rows.pop("good-dataset")] == [(e, "ok") for e in sorted(EPISODES)]
     assert [(r["episode"], r["status"]) for r in rows.pop("good-bag")] == [(0, "ok")]
     assert sorted(rows) == sorted(corrupted)
     for copy, file in corrupted.items():
         where = f"{copy}/{file} {corruption}"
-        assert rows[copy] and all(r["status"] == "failed" for r in rows[copy]), where
-        assert all(str(tree / copy) in r["error"] for r in rows[copy]), (where, rows[copy][0]["error"])
+        failed = {r["episode"] for r in rows[copy] if r["status"] == "failed"}
+        scored = {r["episode"] for r in rows[copy] if r["status"] == "ok"}
+        assert failed and all(str(tree / copy) in r["error"] for r in rows[copy] if r["status"] == "failed"), \
+            (where, rows[copy])
+        if copy.startswith("dataset") and episodes_reading(file) != EPISODES:  # only the episodes reading it fail
+            assert failed == episodes_reading(file) and scored == EPISODES - failed, (where, rows[copy])
+        else:  # its metadata, or a bag: nothing of it is scored
+            assert not scored, (where, rows[copy])
 
 
 @pytest.mark.parametrize("corruption", [*CORRUPTIONS, "garbled_body"])
