@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -376,6 +378,55 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
     assert_same_run(tmp_path / "run", baseline)
 
 
+def test_a_hung_worker_is_replaced_and_its_episode_scored(ray_cluster, collection, tiny_model_dir, baseline, tmp_path):
+    """The bag's storage file is a FIFO: opening it blocks until a writer comes, so the worker hangs inside the
+    read (as on a stalled network file system) until the episode timeout. Once the worker is replaced, the real
+    file takes the FIFO's place and the retried episode is scored. Extra attempts on a slow machine are allowed."""
+    bag = tmp_path / "stalled"
+    shutil.copytree(collection[0] / "bags" / "day1", bag)
+    storage, real = bag / "day1.mcap", tmp_path / "day1.mcap"
+    storage.rename(real)
+    os.mkfifo(storage)
+    settings = settings_from(parser().parse_args([str(bag), "--output", "x", *common_args(tiny_model_dir)]))
+    pool = RayPool(settings, ray_cluster, workers=1, episode_timeout=10)
+    pool.start()
+
+    def restore_the_file_once_the_worker_is_replaced():
+        deadline = time.monotonic() + 600
+        while not pool.replaced and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.replace(real, storage)
+
+    restorer = threading.Thread(target=restore_the_file_once_the_worker_is_replaced, daemon=True)
+    restorer.start()
+    try:
+        result = annotate(find_sources([bag]), settings, tmp_path / "run", pool, max_attempts=5, show_progress=False)
+    finally:
+        pool.close()
+        restorer.join(timeout=600)
+    assert pool.replaced >= 1 and result.failed == 0, result.summary["failures"]
+    episodes = table(tmp_path / "run" / "episodes.parquet")
+    assert [(r["episode"], r["status"]) for r in episodes] == [(0, "ok"), (1, "ok")]
+    assert episodes[0]["attempts"] >= 2
+    frames = table(tmp_path / "run" / "frames.parquet")
+    expected = [f for f in table(baseline / "frames.parquet") if f["item"] == "bags/day1"]
+    assert_close([f["score"] for f in frames], [f["score"] for f in expected], "scores")
+
+
+def test_an_unreachable_cluster_is_one_error_line_within_the_bound(collection, tiny_model_dir, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_tool("topreward-annotate", str(collection[1]), "--output", str(tmp_path / "out"),
+                      *common_args(tiny_model_dir, "--ray-address", f"127.0.0.1:{port}", "--ray-connect-timeout",
+                                   "5"), timeout=120)  # Ray alone retries for many minutes
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"topreward-annotate: error: cannot connect to the Ray cluster at "
+                                               f"127.0.0.1:{port}"), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_killed_driver_resumes_without_recomputing(collection, tiny_model_dir, baseline, tmp_path):
     out = tmp_path / "run"
     command = [str(BIN / "topreward-annotate"), *map(str, collection), "--output", str(out),
@@ -450,7 +501,7 @@ def test_bad_input_is_recorded_per_episode_and_the_run_goes_on(tmp_path, tiny_mo
 
 
 @pytest.mark.parametrize("case", ["missing", "unknown-file", "empty-folder", "bad-info", "old-version",
-                                  "foreign-output", "other-settings", "workers-without-ray"])
+                                  "foreign-output", "other-settings", "workers-without-ray", "timeouts-without-ray"])
 def test_a_source_or_option_that_cannot_work_is_one_error_line(case, tmp_path, tiny_model_dir, baseline, collection,
                                                                 capsys):
     sources, out, extra = [str(collection[0])], tmp_path / "out", []
@@ -475,6 +526,8 @@ def test_a_source_or_option_that_cannot_work_is_one_error_line(case, tmp_path, t
         sources, out, extra = list(map(str, collection)), baseline, ["--sample-fps", "3"]
     elif case == "workers-without-ray":
         extra = ["--workers", "2"]
+    elif case == "timeouts-without-ray":
+        extra = ["--episode-timeout", "60", "--ray-connect-timeout", "5"]
     before = sorted(p.name for p in out.iterdir()) if out.exists() else None
     assert main([*sources, "--output", str(out), *common_args(tiny_model_dir, *extra)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

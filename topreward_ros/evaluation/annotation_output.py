@@ -25,6 +25,7 @@ import numpy as np
 
 from ..outputs import OutputError, check_creatable, check_writable_folder
 from ..sources.collections import Dataset, Source, part_name
+from ..sources.lerobot import LeRobotError
 from .episode_annotator import AnnotateError, AnnotateSettings, Outcome
 from .metrics import format_voc, min_max_progress
 from .report import atomic_path, json_safe, write_text_atomic
@@ -233,7 +234,11 @@ def _write_progress(output: Path, dataset: Dataset, frames, rows: list[dict], ra
         path.unlink(missing_ok=True)
         return {**entry, "path": None, "skipped": f"episodes {', '.join(map(str, failed[:10]))} failed: a progress "
                 f"file must cover every frame" + (" (the previous one was removed)" if with_path else "")}
-    table = dataset.dataset.frame_table()
+    try:
+        table = dataset.dataset.frame_table()
+    except LeRobotError as exc:  # a data file read only now (one without task_index), or changed since
+        path.unlink(missing_ok=True)
+        return {**entry, "path": None, "skipped": str(exc)}
     mask = pc.and_(pc.equal(frames["source"], dataset.source), pc.equal(frames["item"], dataset.name))
     sampled = frames.filter(mask).select(["episode", "frame_index", "progress", "score"]).to_pydict()
     points: dict[int, tuple[list, list, list]] = {}

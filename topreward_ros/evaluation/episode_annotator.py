@@ -196,6 +196,8 @@ class Annotator:
         row = job.row()
         episodes_in_item = None
         try:
+            if item.error:
+                raise TopRewardError(item.error)
             if item.kind == "bag":
                 bag = self._read_bag(item.path)
                 episodes_in_item = row["episodes_in_item"] = len(bag.episodes)
@@ -213,8 +215,8 @@ class Annotator:
             elif item.kind == "lerobot":
                 episode = item.lerobot
                 row["source_frames"] = episode.length
-                if episode.task_error:  # broken task data is an error, not a reason to use --task
-                    raise TopRewardError(episode.task_error)
+                if episode.error:  # broken data is an error (a broken task is no reason to use --task)
+                    raise TopRewardError(episode.error)
                 row["task"] = episode.task or self.settings.task
                 self._need_task(row["task"], "no task: the dataset has none for this episode; pass --task")
                 frames, times, indices = lerobot.read_episode(item.path, episode, item.fps, self.settings.sample_fps)

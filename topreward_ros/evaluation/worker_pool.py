@@ -1,6 +1,6 @@
 """Where episodes are scored: this process (``LocalPool``) or a pool of Ray actors, each holding one loaded
 model (``RayPool``). A pool takes a batch of jobs (up to ``batch_episodes``, scored together) for a worker and
-hands back their results, or ``Lost`` when the worker died (a dead actor is replaced) or the call failed.
+hands back their results, or ``Lost`` when the worker died or hung (it is replaced) or the call failed.
 """
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ import collections
 import dataclasses
 import logging
 import os
+import socket
+import time
 
 from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
+
+DEFAULT_CONNECT_TIMEOUT = 10      # s: for the cluster's address to accept a connection
+DEFAULT_EPISODE_TIMEOUT = 1800    # s per episode of a batch: for a worker's result, from when it has its model loaded
 
 
 @dataclasses.dataclass
@@ -59,11 +64,15 @@ class RayPool:
 
     def __init__(self, settings: AnnotateSettings, address: str, workers: int | None = None,
                  cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, episode_timeout: float = DEFAULT_EPISODE_TIMEOUT,
                  batch_episodes: int | None = None):
         self.settings, self.address, self.batch_episodes = settings, address, batch_episodes
         self.size, self.cpus, self.gpus = workers, cpus_per_worker, gpus_per_worker
+        self.connect_timeout, self.episode_timeout = connect_timeout, episode_timeout
         self.actors: list = []
         self._ready: list = []
+        self._loading: dict = {}          # ready() ref -> worker, for replaced workers still loading the model
+        self._since: dict[int, float] = {}  # worker -> when its job's time began (submitted, or its model loaded)
         self._pids: dict[int, int] = {}
         self._inflight: dict = {}
         self._started_ray = False
@@ -83,6 +92,7 @@ class RayPool:
                                 "(pip install '.[ray]' in its source folder)") from exc
         self.ray = ray
         if not ray.is_initialized():
+            self._check_reachable()
             try:
                 if self.address == "local":
                     ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -117,15 +127,48 @@ class RayPool:
         # each worker chose its default from its own device: batches fit the smallest
         self.batch_episodes = self.batch_episodes or min(batch for *_, batch in answers)
 
+    def _check_reachable(self) -> None:
+        """A HOST:PORT (or ray://HOST:PORT) that accepts no connection within the connect timeout is an error now:
+        Ray itself retries a dead address for many minutes. ``auto`` and ``local`` are Ray's to find."""
+        if self.address in ("auto", "local"):
+            return
+        host, _, port = self.address.removeprefix("ray://").rpartition(":")
+        host = host.strip("[]")  # an IPv6 address
+        if not host or not port.isdigit():
+            raise AnnotateError(f"--ray-address {self.address}: expected auto, local, HOST:PORT or ray://HOST:PORT")
+        try:
+            socket.create_connection((host, int(port)), timeout=self.connect_timeout).close()
+        except OSError as exc:
+            raise AnnotateError(f"cannot connect to the Ray cluster at {self.address}: nothing accepted a connection "
+                                f"within {self.connect_timeout:g} s ({exc.strerror or exc})") from exc
+
     def _new_actor(self):
         return self._remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0).remote(
             self.settings, max(1, int(self.cpus)), self.batch_episodes)
 
     def submit(self, worker: int, jobs: list[Job]) -> None:
         self._inflight[self.actors[worker].run.remote(jobs)] = (worker, jobs)
+        if worker not in self._loading.values():
+            self._since[worker] = time.monotonic()
 
     def wait(self):
-        ready, _ = self.ray.wait(list(self._inflight), num_returns=1)
+        """The next result; a batch whose worker gave none within the episode timeout per episode comes back
+        Lost, its worker to be replaced as a dead one is."""
+        while True:
+            deadlines = {ref: self._since[worker] + self.episode_timeout * len(jobs)
+                         for ref, (worker, jobs) in self._inflight.items() if worker not in self._loading.values()}
+            first = min(deadlines, key=deadlines.get, default=None)
+            timeout = None if first is None else max(0.0, deadlines[first] - time.monotonic())
+            ready, _ = self.ray.wait([*self._inflight, *self._loading], num_returns=1, timeout=timeout)
+            if not ready:
+                worker, jobs = self._inflight.pop(first)
+                return worker, jobs, Lost(f"worker {self._pids.get(worker, '?')} gave no result within "
+                                          f"{self.episode_timeout:g} s per episode (--episode-timeout)",
+                                          worker_died=True)
+            if ready[0] in self._loading:  # a replaced worker has loaded its model: its job's time starts
+                self._since[self._loading.pop(ready[0])] = time.monotonic()
+                continue
+            break
         worker, jobs = self._inflight.pop(ready[0])
         exceptions = self.ray.exceptions
         try:
@@ -145,6 +188,8 @@ class RayPool:
         self.ray.kill(self.actors[worker], no_restart=True)
         self.actors[worker] = self._new_actor()
         self._ready[worker] = self.actors[worker].ready.remote()
+        self._loading = {ref: loading for ref, loading in self._loading.items() if loading != worker}
+        self._loading[self._ready[worker]] = worker
         self._pids.pop(worker, None)
 
     def pid(self, worker: int) -> int:

@@ -35,13 +35,11 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rosbags.highlevel import AnyReaderError
-from rosbags.rosbag2 import ReaderError
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..sources.bags import COMPRESSED, IMAGE, STRING, open_bag
+from ..sources.bags import COMPRESSED, IMAGE, STRING, messages, opened_bag
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
 from ..options import float_between, int_between, new_path, output_file
@@ -141,11 +139,8 @@ def coverage_error(updates: list[dict], expected: int) -> str | None:
 
 def topics_to_play(args) -> tuple[list[str], list[str]]:
     """The topics played and the image topics the node scores; an error if one is not in the bag."""
-    try:
-        with open_bag(args.bag) as reader:
-            types = {c.topic: c.msgtype for c in reader.connections}
-    except (AnyReaderError, ReaderError, OSError) as exc:
-        raise TopRewardError(f"cannot read bag {args.bag}: {exc}") from exc
+    with opened_bag(args.bag) as reader:
+        types = {c.topic: c.msgtype for c in reader.connections}
     chosen = args.topics or [t for t in types if t != args.marker_topic]
     missing = [t for t in chosen + ([args.marker_topic] if args.marker_topic else []) if t not in types]
     if missing:
@@ -187,7 +182,6 @@ class SampledFrames:
 
 def play(args) -> int:
     chosen, image_topics = topics_to_play(args)
-    reader = open_bag(args.bag)
     rclpy.init()
     node = rclpy.create_node("topreward_replay")
     executor = SingleThreadedExecutor()
@@ -195,7 +189,7 @@ def play(args) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        with reader:
+        with opened_bag(args.bag) as reader:
             return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps, args.stamp_tolerance))
     finally:
         executor.shutdown()
@@ -224,7 +218,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
     wanted = [topics[t] for t in chosen] + ([topics[args.marker_topic]] if args.marker_topic else [])
     for _ in range(args.loop):
         start_wall, start_log = time.monotonic(), None
-        for connection, timestamp, rawdata in reader.messages(connections=wanted):
+        for connection, timestamp, rawdata in messages(reader, args.bag, wanted):
             start_log = timestamp if start_log is None else start_log
             delay = start_wall + (timestamp - start_log) / 1e9 / args.rate - time.monotonic()
             if delay > 0:

@@ -11,13 +11,14 @@ as in the node.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag2 import ReaderError
+from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import TopRewardError
@@ -78,8 +79,42 @@ def open_bag(path: str | Path) -> AnyReader:
         path = path.parent  # a rosbag2 recording is its directory (metadata.yaml beside the storage file)
     try:
         return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
-    except (AnyReaderError, ReaderError, FileNotFoundError) as exc:
-        raise BagError(f"cannot read bag {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+        raise _unreadable(path, exc) from exc
+
+
+@contextlib.contextmanager
+def opened_bag(path: str | Path) -> Iterator[AnyReader]:
+    """The bag opened for reading, closed after; a bag rosbags cannot open is a BagError naming it."""
+    reader = open_bag(path)
+    try:
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+        raise _unreadable(path, exc) from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _unreadable(path, exc: Exception) -> BagError:
+    """A bag rosbags cannot parse. Besides its own errors, rosbags raises whatever its parsers and storage
+    libraries raise on a corrupt file (OverflowError, UnicodeDecodeError, apsw.CorruptError, zstd and lz4
+    errors, ...), so the callers catch every Exception, around rosbags' calls only."""
+    return BagError(f"cannot read bag {path}: {' '.join(str(exc).split()) or type(exc).__name__}")
+
+
+def messages(reader: AnyReader, path, connections):
+    """``reader.messages(connections=...)``; a corrupt storage file is a BagError naming the bag."""
+    iterator = reader.messages(connections=connections)
+    while True:
+        try:
+            message = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+            raise _unreadable(path, exc) from exc
+        yield message
 
 
 def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float = DEFAULT_SAMPLE_FPS,
@@ -101,13 +136,9 @@ def read_episodes(path: str | Path, image_topics: list[str], sample_fps: float =
         raise BagError("no image topic given")
     if split != "marker":
         marker_topic = None
-    reader = open_bag(path)
-    try:
-        with reader:
-            return _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, stamp_tolerance,
-                         max_pixels)
-    except (AnyReaderError, ReaderError, OSError) as exc:
-        raise BagError(f"cannot read bag {path}: {exc}") from exc
+    with opened_bag(path) as reader:
+        return _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, stamp_tolerance,
+                     max_pixels)
 
 
 def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_slop, stamp_tolerance,
@@ -126,13 +157,22 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
     episodes = [Episode(0)]
     bad = images = fallback_stamps = late = 0
     skipped: dict[str, int] = {}
-    for connection, log_time, rawdata in reader.messages(connections=wanted):
-        msg = reader.deserialize(rawdata, connection.msgtype)
+    for connection, log_time, rawdata in messages(reader, path, wanted):
+        try:
+            msg = reader.deserialize(rawdata, connection.msgtype)
+        except Exception as exc:  # noqa: BLE001 - one corrupt message (rosbags < 0.11 raises builtin errors for it):
+            # counted, and a marker still starts its episode
+            bad += 1
+            _warn_bad(skipped, connection.topic, f"cannot deserialize it: {exc}")
+            msg = None
         if connection.topic == marker_topic:
             stream.reset()
-            episodes.append(Episode(len(episodes), msg.data if connection.msgtype == STRING else None))
+            episodes.append(Episode(len(episodes), msg.data if msg is not None and connection.msgtype == STRING
+                                    else None))
             continue
         images += 1
+        if msg is None:
+            continue
         try:
             stamp, fell_back = header_stamp(msg, log_time * 1e-9)
             check_message(msg, max_pixels)

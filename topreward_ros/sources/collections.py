@@ -10,9 +10,10 @@ A SOURCE is one of:
   a recording's or a dataset's folder is not searched further.
 
 Only paths and small descriptors are found here; frames are read later, where they are scored.
-A SOURCE that cannot be read at all (missing, of no known kind, holding nothing to score, a LeRobot
-dataset whose metadata cannot be read) is a CollectionError; an item that turns out unreadable
-(a corrupt bag or video) is the scorer's to record.
+A SOURCE that cannot be read at all (missing, of no known kind, holding nothing to score, or only LeRobot
+datasets whose metadata cannot be read) is a CollectionError. A dataset whose metadata cannot be read beside
+other items is one failed item (its reason in ``Item.error``); an item that turns out unreadable later (a
+corrupt bag or video) is the scorer's to record.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Item:
     episode: int | None = None            # LeRobot episode_index; 0 for a video; None for a bag
     lerobot: LeRobotEpisode | None = None
     fps: float = 0.0                      # LeRobot dataset frame rate
+    error: str = ""                       # why it cannot be read, found while searching: it fails with this reason
 
     @property
     def group(self) -> str:
@@ -126,17 +128,22 @@ def _find(label: str, path: Path, given: str, cameras) -> Source:
         _walk(source, path, path, cameras)
     except OSError as exc:
         raise CollectionError(f"SOURCE {given}: cannot be searched: {exc}") from exc
-    except lerobot.LeRobotError as exc:
-        raise CollectionError(f"SOURCE {given}: {exc}") from exc
     if not source.items:
         raise CollectionError(f"SOURCE {given}: holds no rosbag2 recording, video or LeRobot v3 dataset")
+    if all(item.error for item in source.items):
+        raise CollectionError(f"SOURCE {given}: {source.items[0].error}")
     return source
 
 
 def _walk(source: Source, root: Path, folder: Path, cameras) -> None:
     name = "." if folder == root else folder.relative_to(root).as_posix()
     if lerobot.is_dataset(folder):
-        dataset = lerobot.open_dataset(folder, cameras)
+        try:
+            dataset = lerobot.open_dataset(folder, cameras)
+        except lerobot.LeRobotError as exc:  # one failed item: the SOURCE's other items are still scored
+            source.items.append(Item(source.label, "lerobot", str(folder), name, 0,
+                                     error=f"{exc}; none of its episodes is scored"))
+            return
         source.datasets.append(Dataset(source.label, name, dataset))
         source.items.extend(Item(source.label, "lerobot", str(folder), name, episode.episode_index, episode,
                                  dataset.fps) for episode in dataset.episodes)

@@ -70,7 +70,8 @@ class LeRobotEpisode:
     length: int                    # frames
     dataset_from_index: int        # global index of its first frame
     task: str | None               # None when the dataset gives it none
-    task_error: str = ""           # why its task is broken (a task_index not in meta/tasks.parquet, an empty task)
+    error: str = ""                # why it cannot be scored, found in the metadata (its data file unreadable, a
+                                   # task_index not in meta/tasks.parquet, an empty task)
     clips: tuple[CameraClip, ...] = ()   # video cameras
     image_keys: tuple[str, ...] = ()     # image cameras (bytes in the data parquet)
     data_path: str = ""                  # its data parquet, relative to the root
@@ -89,10 +90,9 @@ class LeRobotDataset:
         """``index``, ``episode_index``, ``frame_index`` of every frame of the dataset (pyarrow table, by index)."""
         import pyarrow as pa
 
-        tables = [_read_parquet(self.root / name, FRAME_COLUMNS) for name in self.data_files]
+        tables = [pa.table(_numbers(_read_parquet(self.root / name, FRAME_COLUMNS), FRAME_COLUMNS,
+                                    str(self.root / name))) for name in self.data_files]
         table = pa.concat_tables(tables) if tables else pa.table({c: pa.array([], pa.int64()) for c in FRAME_COLUMNS})
-        table = table.select(list(FRAME_COLUMNS)).cast(
-            pa.schema([(c, pa.int64()) for c in FRAME_COLUMNS]))
         return table.sort_by("index")
 
 
@@ -100,14 +100,34 @@ def is_dataset(path: str | Path) -> bool:
     return (Path(path) / INFO).is_file()
 
 
-def _read_parquet(path: Path, columns=None):
+def _read_parquet(path: Path, columns=None, schema_only: bool = False):
+    """The table (``columns`` of it), or only its schema; a file pyarrow cannot read is a LeRobotError naming it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        if schema_only:
+            return pq.read_schema(path)
         return pq.read_table(path, columns=list(columns) if columns else None)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise LeRobotError(f"cannot read {path}: {' '.join(str(exc).split())}") from exc
+
+
+def _numbers(table, columns: Sequence[str], where: str) -> dict:
+    """Columns as numbers (``*_timestamp`` float64, the rest int64); a value of another type, or none, is a
+    LeRobotError: the file is corrupt or was edited by hand."""
+    import pyarrow as pa
+
+    values = {}
+    for name in columns:
+        try:
+            column = table[name].cast(pa.float64() if name.endswith("_timestamp") else pa.int64())
+        except (pa.ArrowException, ValueError) as exc:
+            raise LeRobotError(f"{where}: column {name}: {' '.join(str(exc).split())}") from exc
+        if column.null_count:
+            raise LeRobotError(f"{where}: column {name} has empty values")
+        values[name] = column
+    return values
 
 
 def _template(info: dict, key: str, default: str) -> str:
@@ -170,15 +190,19 @@ def open_dataset(root: str | Path, cameras: Sequence[str] | None = None) -> LeRo
     missing = [c for c in needed if c not in meta.column_names]
     if missing:
         raise LeRobotError(f"{root}: {EPISODES_DIR} has no column {', '.join(missing)}")
-    rows = meta.select([c for c in needed + ["tasks"] if c in meta.column_names]).to_pylist()
+    columns = {name: column.to_pylist() for name, column in _numbers(meta, needed, f"{root}: {EPISODES_DIR}").items()}
+    if "tasks" in meta.column_names:
+        columns["tasks"] = meta["tasks"].to_pylist()
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     tasks = _tasks(root)
     data_files = sorted({data_path.format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
                          for r in rows})
-    first_task = _first_task_index(root, data_files)
+    first_task, unreadable = _first_task_index(root, data_files)
     episodes = []
     for row in sorted(rows, key=lambda r: r["episode_index"]):
         index = int(row["episode_index"])
+        episode_data = data_path.format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
         task, error = None, ""
         if index in first_task:
             task_index = first_task[index]
@@ -189,6 +213,7 @@ def open_dataset(root: str | Path, cameras: Sequence[str] | None = None) -> LeRo
             task = row["tasks"][0]
         if task is not None and not str(task).strip():
             task, error = None, "its task is empty"
+        error = unreadable.get(episode_data, error)
         clips = tuple(CameraClip(key, video_path.format(video_key=key, chunk_index=row[f"videos/{key}/chunk_index"],
                                                         file_index=row[f"videos/{key}/file_index"]),
                                  float(row[f"videos/{key}/from_timestamp"]), float(row[f"videos/{key}/to_timestamp"]))
@@ -196,8 +221,7 @@ def open_dataset(root: str | Path, cameras: Sequence[str] | None = None) -> LeRo
         episodes.append(LeRobotEpisode(
             episode_index=index, length=int(row["dataset_to_index"]) - int(row["dataset_from_index"]),
             dataset_from_index=int(row["dataset_from_index"]), task=None if task is None else str(task).strip(),
-            task_error=error, clips=clips, image_keys=tuple(k for k in chosen if k in images),
-            data_path=data_path.format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])))
+            error=error, clips=clips, image_keys=tuple(k for k in chosen if k in images), data_path=episode_data))
     if not episodes:
         raise LeRobotError(f"{root}: the dataset has no episodes")
     return LeRobotDataset(root=root, version=version, fps=float(fps), cameras=chosen, episodes=episodes,
@@ -218,28 +242,32 @@ def _tasks(root: Path) -> dict[int, str]:
     column = next((c for c in ["task", *index_columns, "__index_level_0__", *names] if c in names), None)
     if column is None:
         raise LeRobotError(f"{path}: no task column beside task_index")
-    return {int(i): str(t) for i, t in zip(table["task_index"].to_pylist(), table[column].to_pylist())
-            if i is not None and t is not None}
+    return {i: str(t) for i, t in zip(_numbers(table, ["task_index"], str(path))["task_index"].to_pylist(),
+                                      table[column].to_pylist()) if t is not None}
 
 
-def _first_task_index(root: Path, data_files: list[str]) -> dict[int, int]:
-    """episode_index -> task_index of its first frame (empty when the data has no task_index)."""
+def _first_task_index(root: Path, data_files: list[str]) -> tuple[dict[int, int], dict[str, str]]:
+    """episode_index -> task_index of its first frame (none from a file without task_index), and the data files
+    that cannot be read -> why: their episodes fail, the others are scored."""
     first: dict[int, tuple[int, int]] = {}
+    unreadable: dict[str, str] = {}
     for name in data_files:
         path = root / name
         if not path.is_file():
-            raise LeRobotError(f"{root}: data file {name} is missing")
-        import pyarrow.parquet as pq
-
-        columns = pq.read_schema(path).names
-        if "task_index" not in columns:
-            return {}
-        table = _read_parquet(path, ["episode_index", "frame_index", "task_index"])
-        for episode, frame, task in zip(*(table[c].to_pylist() for c in ("episode_index", "frame_index",
-                                                                       "task_index"))):
+            unreadable[name] = f"its data file {path} is missing"
+            continue
+        try:
+            if "task_index" not in _read_parquet(path, schema_only=True).names:
+                continue
+            columns = ["episode_index", "frame_index", "task_index"]
+            table = _numbers(_read_parquet(path, columns), columns, str(path))
+        except LeRobotError as exc:
+            unreadable[name] = str(exc)
+            continue
+        for episode, frame, task in zip(*(column.to_pylist() for column in table.values())):
             if episode not in first or frame < first[episode][0]:
                 first[episode] = (frame, task)
-    return {episode: task for episode, (_, task) in first.items()}
+    return {episode: task for episode, (_, task) in first.items()}, unreadable
 
 
 def sampled_indices(length: int, fps: float, sample_fps: float) -> list[int]:

@@ -21,7 +21,7 @@ from ..evaluation.annotate import DEFAULT_MAX_ATTEMPTS, annotate
 from ..evaluation.annotation_output import RABC_MODES, check_output, run_record
 from ..evaluation.episode_annotator import AnnotateSettings, Annotator, BagOptions
 from ..evaluation.metrics import format_voc
-from ..evaluation.worker_pool import LocalPool, RayPool
+from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TIMEOUT, LocalPool, RayPool
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
 from ..options import float_between, int_between, output_folder
@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default %(default)s")
     ray.add_argument("--gpus-per-worker", type=float_between(0.0, MAX_RESOURCES_PER_WORKER),
                      help="default 1 when the cluster has GPUs, else 0")
+    ray.add_argument("--ray-connect-timeout", type=int_between(1, 3600), metavar="SECONDS",
+                     help="seconds for HOST:PORT to accept a connection before the run stops with an error "
+                          f"(default {DEFAULT_CONNECT_TIMEOUT})")
+    ray.add_argument("--episode-timeout", type=int_between(1, 7 * 24 * 3600), metavar="SECONDS",
+                     help="seconds a worker has for one episode (after loading its model); a worker that gives no "
+                          "result by then is replaced and the episode retried, as for a dead one "
+                          f"(default {DEFAULT_EPISODE_TIMEOUT})")
     add_model_arguments(p)
     add_scoring_arguments(p)
     return p
@@ -102,8 +109,12 @@ def settings_from(args) -> AnnotateSettings:
 
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
-    if args.ray_address is None and (args.workers is not None or args.gpus_per_worker is not None):
-        raise TopRewardError("--workers and --gpus-per-worker need --ray-address (without it, one process scores)")
+    ray_only = {"--workers": args.workers, "--gpus-per-worker": args.gpus_per_worker,
+                "--ray-connect-timeout": args.ray_connect_timeout, "--episode-timeout": args.episode_timeout}
+    given = [name for name, value in ray_only.items() if value is not None]
+    if args.ray_address is None and given:
+        raise TopRewardError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --ray-address "
+                             "(without it, one process scores)")
     if not args.image_topics:
         raise TopRewardError("--image-topics needs at least one topic")
     settings = settings_from(args)
@@ -111,7 +122,9 @@ def body(argv) -> int:
     resumed = check_output(args.output, run_record(sources, settings))
     if args.ray_address:
         pool = RayPool(settings, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker,
-                       args.batch_episodes)
+                       connect_timeout=args.ray_connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+                       episode_timeout=args.episode_timeout or DEFAULT_EPISODE_TIMEOUT,
+                       batch_episodes=args.batch_episodes)
     else:
         pool = LocalPool(Annotator(settings, load_reward_model(settings.model), args.batch_episodes))
     try:
