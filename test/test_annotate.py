@@ -427,6 +427,23 @@ def test_an_unreachable_cluster_is_one_error_line_within_the_bound(collection, t
     assert not (tmp_path / "out").exists()
 
 
+def test_an_address_that_answers_but_is_no_ray_cluster_ends_within_the_bound(collection, tiny_model_dir, tmp_path):
+    """A port that accepts connections and says nothing: Ray would retry it for minutes; the run stops with an
+    error after --ray-connect-timeout (stderr also carries Ray's own warnings)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nothing ever answers
+        port = silent.getsockname()[1]
+        result = run_tool("topreward-annotate", str(collection[1]), "--output", str(tmp_path / "out"),
+                          *common_args(tiny_model_dir, "--ray-address", f"127.0.0.1:{port}",
+                                       "--ray-connect-timeout", "3"), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert (f"topreward-annotate: error: no Ray cluster answered at 127.0.0.1:{port} within 3 s "
+            "(--ray-connect-timeout)"
+            in result.stderr.splitlines()), result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
 def test_a_killed_driver_resumes_without_recomputing(collection, tiny_model_dir, baseline, tmp_path):
     out = tmp_path / "run"
     command = [str(BIN / "topreward-annotate"), *map(str, collection), "--output", str(out),

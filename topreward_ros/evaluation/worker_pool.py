@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 import time
 
 from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
@@ -93,14 +94,7 @@ class RayPool:
         self.ray = ray
         if not ray.is_initialized():
             self._check_reachable()
-            try:
-                if self.address == "local":
-                    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-                else:
-                    ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
-            except Exception as exc:  # noqa: BLE001 - ConnectionError, ValueError, RuntimeError ...
-                raise AnnotateError(f"cannot connect to the Ray cluster at {self.address}: "
-                                    f"{' '.join(str(exc).split())}") from exc
+            self._connect(ray)
             self._started_ray = True
         resources = ray.cluster_resources()
         cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
@@ -126,6 +120,31 @@ class RayPool:
             self._pids[worker] = pid
         # each worker chose its default from its own device: batches fit the smallest
         self.batch_episodes = self.batch_episodes or min(batch for *_, batch in answers)
+
+    def _connect(self, ray) -> None:
+        """ray.init, bounded by the connect timeout for a cluster (Ray itself retries an address that accepts
+        connections but is no Ray, or a stale ``auto``, for many minutes); unbounded for ``local``, which
+        starts one."""
+        failure: list[Exception] = []
+
+        def init() -> None:
+            try:
+                if self.address == "local":
+                    ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+                else:
+                    ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
+            except Exception as exc:  # noqa: BLE001 - ConnectionError, ValueError, RuntimeError ...
+                failure.append(exc)
+
+        connecting = threading.Thread(target=init, name="ray-init", daemon=True)
+        connecting.start()
+        connecting.join(None if self.address == "local" else self.connect_timeout)
+        if connecting.is_alive():
+            raise AnnotateError(f"no Ray cluster answered at {self.address} within {self.connect_timeout:g} s "
+                                "(--ray-connect-timeout)")
+        if failure:
+            raise AnnotateError(f"cannot connect to the Ray cluster at {self.address}: "
+                                f"{' '.join(str(failure[0]).split())}") from failure[0]
 
     def _check_reachable(self) -> None:
         """A HOST:PORT (or ray://HOST:PORT) that accepts no connection within the connect timeout is an error now:

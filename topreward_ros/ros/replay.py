@@ -39,7 +39,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from ..sources.bags import COMPRESSED, IMAGE, STRING, messages, opened_bag
+from ..sources.bags import COMPRESSED, IMAGE, STRING, decoded, messages, opened_bag, warn_skipped
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
 from ..options import float_between, int_between, new_path, output_file
@@ -216,6 +216,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
     time.sleep(args.settle)
 
     wanted = [topics[t] for t in chosen] + ([topics[args.marker_topic]] if args.marker_topic else [])
+    skipped: dict[str, int] = {}  # messages that cannot be deserialized: not played, as eval-bag skips them
     for _ in range(args.loop):
         start_wall, start_log = time.monotonic(), None
         for connection, timestamp, rawdata in messages(reader, args.bag, wanted):
@@ -224,16 +225,21 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
             if delay > 0:
                 time.sleep(delay)
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=timestamp).to_msg()))
+            read = connection.topic == args.marker_topic or connection.topic in sampled.camera_of
+            msg = decoded(reader, connection, rawdata, skipped) if read else None
             if connection.topic == args.marker_topic:
-                task = reader.deserialize(rawdata, STRING).data if connection.msgtype == STRING else None
+                task = msg.data if msg is not None and connection.msgtype == STRING else None
                 # A reset discards the frames the node has not scored yet: let a slow model finish first.
                 replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)
                 sampled.stream.reset()
                 replayer.restart_episode(task)
                 continue
+            if read and msg is None:
+                continue
             if connection.topic in sampled.camera_of:
-                sampled.add(connection.topic, reader.deserialize(rawdata, connection.msgtype), timestamp)
+                sampled.add(connection.topic, msg, timestamp)
             publishers[connection.topic].publish(bytes(rawdata))
+    warn_skipped(skipped, args.bag)
     replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)  # a slow model is still scoring: not a quiet node
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < args.drain:

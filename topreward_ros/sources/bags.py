@@ -46,7 +46,16 @@ def _warn_bad(skipped: dict[str, int], topic: str, error) -> None:
         log.warning("%s: skipped a message: %s", topic, error)
 
 
-def _warn_skipped(skipped: dict[str, int], path) -> None:
+def decoded(reader: AnyReader, connection, rawdata, skipped: dict[str, int]):
+    """The message, or None when it cannot be deserialized (counted in ``skipped`` and described)."""
+    try:
+        return reader.deserialize(rawdata, connection.msgtype)
+    except Exception as exc:  # noqa: BLE001 - one corrupt message (rosbags < 0.11 raises builtin errors for it)
+        _warn_bad(skipped, connection.topic, f"cannot deserialize it: {exc}")
+        return None
+
+
+def warn_skipped(skipped: dict[str, int], path) -> None:
     """One line for the bad messages that were counted but not described."""
     unreported = {topic: n for topic, n in skipped.items() if n > WARNINGS_PER_TOPIC}
     if unreported:
@@ -158,13 +167,8 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
     bad = images = fallback_stamps = late = 0
     skipped: dict[str, int] = {}
     for connection, log_time, rawdata in messages(reader, path, wanted):
-        try:
-            msg = reader.deserialize(rawdata, connection.msgtype)
-        except Exception as exc:  # noqa: BLE001 - one corrupt message (rosbags < 0.11 raises builtin errors for it):
-            # counted, and a marker still starts its episode
-            bad += 1
-            _warn_bad(skipped, connection.topic, f"cannot deserialize it: {exc}")
-            msg = None
+        msg = decoded(reader, connection, rawdata, skipped)
+        bad += msg is None  # counted; a corrupt marker still starts its episode
         if connection.topic == marker_topic:
             stream.reset()
             episodes.append(Episode(len(episodes), msg.data if msg is not None and connection.msgtype == STRING
@@ -193,7 +197,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             episode.frames.append(sampled.frame)
             episode.times.append(sampled.time)
             episode.stamps.append(sampled.stamp)
-    _warn_skipped(skipped, path)
+    warn_skipped(skipped, path)
     if images == 0:
         raise BagError(f"{path}: no messages on {', '.join(image_topics)}")
     if fallback_stamps:
