@@ -387,7 +387,7 @@ def test_a_hung_worker_is_replaced_and_its_episode_scored(ray_cluster, collectio
     storage, real = bag / "day1.mcap", tmp_path / "day1.mcap"
     storage.rename(real)
     os.mkfifo(storage)
-    settings = settings_from(parser().parse_args([str(bag), "--output", "x", *common_args(tiny_model_dir)]))
+    settings = settings_from(build_parser().parse_args([str(bag), "--output", "x", *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=1, episode_timeout=10)
     pool.start()
 

@@ -215,7 +215,7 @@ def test_diagnostics_warn_without_camera_and_without_pairs(tmp_path, tiny_model_
 
 def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_dir, listener, ros):
     """The node runs in this process so that its engine can be made to fail (a stand-in for a GPU
-    fault: the engine's score raises for a while); everything else is the real node over DDS."""
+    fault: the engine's forward raises for a while); everything else is the real node over DDS."""
     import threading
 
     from rclpy.executors import SingleThreadedExecutor
@@ -233,16 +233,16 @@ def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_di
     camera = start_camera(tmp_path, rate=15, seconds=90, size="160x120")
     try:
         listener.wait_for(lambda s: len(s.updates) >= 1, what="rewards")
-        engine = node._rewards.engine
-        score, failures = engine.score, {"left": 5}
+        pool = node._rewards.engine.pool  # the engine's updates are forwards of its session pool
+        score, failures = pool.score, {"left": 5}
 
-        def failing(task):
+        def failing(tasks):
             if failures["left"] > 0:
                 failures["left"] -= 1
                 raise RuntimeError("CUDA error: an illegal memory access was encountered")
-            return score(task)
+            return score(tasks)
 
-        engine.score = failing
+        pool.score = failing
         listener.wait_for(lambda s: any(d[0] == 2 and "updates keep failing" in d[1] for _, d in s.diagnostics),
                           what="ERROR diagnostics while updates fail")
         listener.wait_for(lambda s: s.diagnostics[-1][1][0] == 0 and int(s.diagnostics[-1][1][2]["failed_updates"]) == 5,
