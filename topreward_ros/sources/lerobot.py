@@ -307,7 +307,7 @@ def decode_clip(path: Path, start: float, length: int, fps: float, wanted: Seque
             if not container.streams.video:
                 raise VideoDecodeError(f"{what}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = decoder_threads(av)
             if start > half and stream.time_base:
                 container.seek(int((start - half) / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
@@ -331,6 +331,14 @@ def decode_clip(path: Path, start: float, length: int, fps: float, wanted: Seque
         raise VideoDecodeError(f"{what}: no frame at {start + missing[0] / fps:.3f} s "
                                f"({len(missing)} of {len(wanted)} sampled frames missing)")
     return found
+
+
+def decoder_threads(av) -> str:
+    """PyAV's thread_type for decoding. Before PyAV 13, FFmpeg's log messages go through Python: frame threads
+    then need the GIL while a container is closed holding it, and a container the garbage collector closed
+    after an early end of decoding hung for good (seen with PyAV 12 in the lowest tested set). Slice threads
+    are idle between decode calls, so they are used there; frame threads from PyAV 13 on."""
+    return "AUTO" if int(av.__version__.split(".")[0]) >= 13 else "SLICE"
 
 
 def _reason(exc: Exception) -> str:
@@ -383,7 +391,7 @@ def read_video(path: str | Path, sample_fps: float) -> tuple[list[np.ndarray], l
             if not container.streams.video:
                 raise VideoDecodeError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = decoder_threads(av)
             for number, frame in enumerate(container.decode(stream)):
                 total = number + 1
                 if frame.time is None:
