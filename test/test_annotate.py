@@ -188,6 +188,10 @@ def assert_close(a, b, where):
         assert len(a) == len(b), where
         for x, y in zip(a, b):
             assert_close(x, y, where)
+    elif isinstance(a, dict):  # a table row
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_close(a[key], b[key], f"{where} {key}")
     else:
         assert a == b, where
 
