@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from stream_bench import DEFAULT_RESOLUTION, TASK, load_model, machine, sync
+from stream_bench import DEFAULT_RESOLUTION, TASK, add_model_options, load_model, machine, sync
 
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import parse_resolution, resize_frame
@@ -111,17 +111,11 @@ def run_engines(rm, config, n, frames, warm, updates, max_frames):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=("tiny", "small", "qwen3-vl-2b"), default="small")
+    add_model_options(parser)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="N values to measure")
     parser.add_argument("--prompts", type=int, default=1, help="prompts per update (default %(default)s)")
     parser.add_argument("--warm-frames", type=int, default=16, help="frames per episode before timing")
     parser.add_argument("--updates", type=int, default=8, help="timed updates (one new pair each)")
-    parser.add_argument("--resolution", help="frame size WxH (default 256x256 on tiny/small, 512x384 on 2B)")
-    parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
-    parser.add_argument("--quantization", default="none", choices=("none", "4bit", "8bit"))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--json", help="write all figures (and the machine) to this file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

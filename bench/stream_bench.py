@@ -236,19 +236,24 @@ def plot(results: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model, its precision and device, and the figures file: shared by the benchmarks."""
     parser.add_argument("--shape", choices=sorted(SHAPES), default="small")
-    parser.add_argument("--frames", type=int, default=64, help="episode length (even, at most 64)")
-    parser.add_argument("--prompts", type=int, nargs="+", default=[1, 3, 10], help="prompt counts to measure")
-    parser.add_argument("--strategies", default="ABC", help="subset of ABC (default all)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--resolution", help="frame size WxH (default 256x256 on tiny/small, 512x384 on 2B)")
     parser.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--quantization", default="none", choices=("none", "4bit", "8bit"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--json", help="write all figures (and the machine) to this file")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_options(parser)
+    parser.add_argument("--frames", type=int, default=64, help="episode length (even, at most 64)")
+    parser.add_argument("--prompts", type=int, nargs="+", default=[1, 3, 10], help="prompt counts to measure")
+    parser.add_argument("--strategies", default="ABC", help="subset of ABC (default all)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--plot", help="PNG of latency vs episode length (default: beside --json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
