@@ -30,6 +30,7 @@ from __future__ import annotations
 from ..errors import TopRewardError
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -133,7 +134,7 @@ class Session:
 
 @dataclasses.dataclass
 class _Row:
-    """One session's part of a pool update."""
+    """One session's part of a pool update (its token lists are built once: the forward reads them often)."""
 
     session: Session
     committed: Segment            # appended to the session's cache for good
@@ -142,15 +143,15 @@ class _Row:
     prompts: list[Segment]
     positions: torch.Tensor = None  # (3, n) MRoPE ids of linear + branches
 
-    @property
+    @functools.cached_property
     def linear(self) -> Segment:
         return self.committed + self.shared
 
-    @property
+    @functools.cached_property
     def ids(self) -> list[int]:
         return self.linear.ids + [i for p in self.prompts for i in p.ids]
 
-    @property
+    @functools.cached_property
     def types(self) -> list[int]:
         return self.linear.types + [t for p in self.prompts for t in p.types]
 
