@@ -58,7 +58,7 @@ def timed_run(collection: Path, model: Path, output: Path, resolution: str, ray_
     if ray_workers:
         pool = RayPool(settings, "local", workers=ray_workers, cpus_per_worker=1)
     else:
-        pool = LocalPool(Annotator(settings, load_reward_model(settings.model), batch_episodes))
+        pool = LocalPool(Annotator(settings, load_reward_model(settings.reward.model_config()), batch_episodes))
     pool.start()
     started = time.perf_counter()
     try:

@@ -36,7 +36,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FramePair, parse_resolution, resize_frame
-from topreward_ros.method.model import ModelConfig, RewardModel, load_reward_model, single_token_id
+from topreward_ros.method.model import ModelConfig, RewardModel, load_reward_model, resolve, single_token_id
 from topreward_ros.method.prompts import fill_prompt, load_prompt_set
 from topreward_ros.method.rendering import Renderer
 from topreward_ros.method.reference import ReferenceScorer
@@ -95,15 +95,12 @@ def load_model(shape: str, dtype: str, quantization: str, device: str, workdir: 
     if quantization != "none":
         path = write_test_model(workdir / shape, shape=shape)
         return load_reward_model(ModelConfig(model=str(path), dtype=dtype, quantization=quantization, device=device))
-    resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                            ("cpu" if device == "auto" else device))
-    torch_dtype = {"auto": torch.bfloat16 if resolved.type == "cuda" else torch.float32, "bf16": torch.bfloat16,
-                   "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    config = ModelConfig(model=f"random {shape}", dtype=dtype, quantization="none", device=device)
+    precision = resolve(config)
     tokenizer = build_tokenizer()
-    model = build_model(shape, tokenizer, dtype=torch_dtype).to(resolved)
-    return RewardModel(model=model, processor=build_processor(tokenizer),
-                       config=ModelConfig(model=f"random {shape}", dtype=dtype, quantization="none", device=device),
-                       device=resolved, dtype=torch_dtype, true_id=single_token_id(tokenizer, " True"),
+    model = build_model(shape, tokenizer, dtype=precision.dtype).to(precision.device)
+    return RewardModel(model=model, processor=build_processor(tokenizer), config=config, device=precision.device,
+                       dtype=precision.dtype, quantization="none", true_id=single_token_id(tokenizer, " True"),
                        false_id=single_token_id(tokenizer, " False"))
 
 

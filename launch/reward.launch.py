@@ -21,7 +21,7 @@ NODE_NAME = "topreward"
 # Launch argument -> node parameter of the same name. Empty means "as in params_file".
 PARAMETER_ARGUMENTS = {
     "model": "hub id or checkpoint directory of the Qwen3-VL model",
-    "quantization": "none | 4bit | 8bit",
+    "quantization": "auto (4bit on a CUDA GPU, none on the CPU) | none | 4bit | 8bit",
     "task": "instruction the robot is given (with none the node waits for one on ~/task)",
     "image_topics": "camera topic, or a YAML list of topics",
     "transport": "raw | compressed, or a YAML list (one per topic)",

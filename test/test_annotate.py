@@ -300,8 +300,8 @@ def test_default_batch_fits_the_device(collection, tiny_model_dir, reward_model,
                                                   *common_args(tiny_model_dir)]))
     assert Annotator(settings, reward_model).batch_episodes == CPU_BATCH_EPISODES
     on_gpu = dataclasses.replace(reward_model, device=torch.device("cuda"))
-    episode = 4 * session_cache_bytes(reward_model.model.model.config.text_config, settings.scoring.resolution,
-                                      settings.max_frames, reward_model.dtype)
+    episode = 4 * session_cache_bytes(reward_model.model.model.config.text_config, settings.reward.resolution,
+                                      settings.reward.max_frames, reward_model.dtype)
     for free, expected in ((10**12, GPU_BATCH_EPISODES), (3 * episode, 2), (episode // 2, 1)):
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device, free=free: (free, 2 * free))
         assert default_batch_episodes(on_gpu, settings) == expected

@@ -182,7 +182,7 @@ def test_a_failing_episode_is_reported_and_the_others_written(tmp_path, reward_m
     """One episode that cannot be scored (its frames have another size than the engine accepts) is
     recorded with its error; the others are scored."""
     from topreward_ros.evaluation.bag_eval import evaluate_episodes, summarize
-    from topreward_ros.method.scoring import ScoringConfig
+    from topreward_ros.stream.settings import RewardSettings
     from topreward_ros.sources.bags import BagEpisodes, Episode
 
     good = [render_scene(i / 3, 64, 64) for i in range(4)]
@@ -190,8 +190,8 @@ def test_a_failing_episode_is_reported_and_the_others_written(tmp_path, reward_m
     episodes = [Episode(0, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5]),
                 Episode(1, None, broken, [0.0, 0.5], [0.0, 0.5]),
                 Episode(2, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5])]
-    results = evaluate_episodes(reward_model, ScoringConfig(resolution=(64, 64)), BagEpisodes(episodes, 0, 8),
-                                ["open the drawer"] * 3, max_frames=8, show_progress=False)
+    results = evaluate_episodes(reward_model, RewardSettings(resolution=(64, 64), max_frames=8),
+                                BagEpisodes(episodes, 0, 8), ["open the drawer"] * 3, show_progress=False)
     assert [r.failed for r in results] == [False, True, False]
     assert "expected an HxWx3 uint8 RGB frame" in results[1].error
     summary = summarize(results)

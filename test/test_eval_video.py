@@ -39,7 +39,7 @@ def test_eval_video_writes_the_report(sample_video, tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "VOC" in result.stdout and "static VOC" in result.stdout and len(result.stdout.strip().splitlines()) == 1
     summary = json.loads((out / "curve.json").read_text())
-    assert summary["settings"]["frames"] == 8 and summary["settings"]["ensemble"] == 2
+    assert summary["settings"]["frames"] == 8 and summary["settings"]["ensemble_size"] == 2
     assert summary["prefix_lengths"] == [1, 2, 4, 5, 7, 8]
     assert len(summary["curve"]) == len(summary["static_curve"]) == 6
     assert min(summary["progress"]) == 0.0 and max(summary["progress"]) == 1.0

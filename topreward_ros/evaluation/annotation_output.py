@@ -265,7 +265,7 @@ def _write_progress(output: Path, dataset: Dataset, frames, rows: list[dict], ra
     progress = pa.table({"index": table["index"], "episode_index": table["episode_index"],
                          "frame_index": table["frame_index"],
                          "progress_sparse": pa.array(np.clip(values, 0.0, 1.0).astype(np.float32))})
-    progress = progress.replace_schema_metadata({b"vlm_name": settings.model.model.encode(),
+    progress = progress.replace_schema_metadata({b"vlm_name": settings.reward.model.encode(),
                                                  b"topreward.mode": rabc.encode(),
                                                  b"topreward.dataset": str(dataset.dataset.root).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)

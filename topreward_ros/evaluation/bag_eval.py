@@ -13,11 +13,11 @@ import time
 from tqdm import tqdm
 
 from ..errors import TopRewardError
-from ..method.engine import StreamingEngine
-from ..method.scoring import Score, ScoringConfig
+from ..method.scoring import Score
 from ..sources.bags import BagEpisodes, Episode
 from ..stream.episode_stream import SampledFrame
 from ..stream.reward_stream import RewardStream, update_streams
+from ..stream.settings import RewardSettings
 from .curve import Curve, CurveReport
 
 
@@ -100,10 +100,9 @@ def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Cur
     return curves
 
 
-def evaluate_episodes(reward_model, config: ScoringConfig, bag: BagEpisodes, tasks: list[str], max_frames: int,
-                      show_progress: bool = True, **reward_settings) -> list[EpisodeResult]:
-    """``reward_settings``: reward_type, success_threshold, success_consecutive (the node's parameters)."""
-    rewards = RewardStream(StreamingEngine(reward_model, config, max_frames=max_frames), **reward_settings)
+def evaluate_episodes(reward_model, settings: RewardSettings, bag: BagEpisodes, tasks: list[str],
+                      show_progress: bool = True) -> list[EpisodeResult]:
+    rewards = RewardStream.from_settings(settings, reward_model)
     results = []
     for episode, task in tqdm(list(zip(bag.episodes, tasks)), desc="episodes", unit="episode",
                               disable=not show_progress):

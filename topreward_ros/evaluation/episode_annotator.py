@@ -15,16 +15,15 @@ import socket
 import time
 
 from ..errors import TopRewardError
-from ..method.engine import DEFAULT_MAX_FRAMES, StreamingEngine
-from ..method.sessions import SessionPool, session_cache_bytes
-from ..method.model import ModelConfig, load_reward_model
-from ..method.scoring import ScoringConfig
+from ..method.sessions import session_cache_bytes
+from ..method.model import load_reward_model
 from ..sources import lerobot
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
-from ..stream.episode_stream import DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE
-from ..stream.online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD
-from ..stream.reward_stream import RewardStream
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
+from ..stream.episode_stream import DEFAULT_MAX_GAP
+from ..stream.reward_stream import RewardStream, session_pool
+from ..stream.settings import RewardSettings
 from .bag_eval import run_episodes
 from .report import json_safe
 
@@ -37,27 +36,19 @@ class AnnotateError(TopRewardError):
 
 @dataclasses.dataclass(frozen=True)
 class BagOptions:
-    """How bags are read and split: topreward-eval-bag's options."""
+    """How bags are read and split: topreward-eval-bag's options (the sampling ones are in RewardSettings)."""
 
-    image_topics: tuple[str, ...] = ("/camera/image_raw",)
+    image_topics: tuple[str, ...] = (DEFAULT_IMAGE_TOPIC,)
     split: str = "bag"
     marker_topic: str | None = "/episode"
     max_gap: float = DEFAULT_MAX_GAP       # the stamp gap that starts an episode (--gap with split=gap)
-    camera_slop: float = DEFAULT_CAMERA_SLOP
-    stamp_tolerance: float = DEFAULT_STAMP_TOLERANCE
 
 
 @dataclasses.dataclass(frozen=True)
 class AnnotateSettings:
     """Everything that decides the scores; picklable, sent to every worker."""
 
-    model: ModelConfig
-    scoring: ScoringConfig
-    max_frames: int = DEFAULT_MAX_FRAMES
-    sample_fps: float = DEFAULT_SAMPLE_FPS
-    reward_type: str = "logprob"
-    success_threshold: float = DEFAULT_SUCCESS_THRESHOLD
-    success_consecutive: int = DEFAULT_SUCCESS_CONSECUTIVE
+    reward: RewardSettings = RewardSettings()
     task: str | None = None                              # default task: videos, bag episodes without a marker
     listed_tasks: tuple[tuple[int, str], ...] = ()       # bag episode -> task (--episodes-yaml), every bag
     bag: BagOptions = BagOptions()
@@ -65,13 +56,9 @@ class AnnotateSettings:
 
     def fingerprint(self) -> dict:
         """What a resumed run must share with the run it continues (the device may differ)."""
+        reward = {name: value for name, value in self.reward.record().items() if name not in ("device", "prompts_file")}
         return json_safe({
-            "model": self.model.model, "dtype": self.model.dtype, "quantization": self.model.quantization,
-            "prompts": list(self.scoring.prompts), "contrastive": self.scoring.contrastive,
-            "role_markers": self.scoring.role_markers, "resolution": list(self.scoring.resolution),
-            "max_frames": self.max_frames, "sample_fps": self.sample_fps, "reward_type": self.reward_type,
-            "success_threshold": self.success_threshold, "success_consecutive": self.success_consecutive,
-            "task": self.task, "listed_tasks": [list(p) for p in self.listed_tasks],
+            **reward, "prompts": list(self.reward.scoring.prompts), "task": self.task, "listed_tasks": [list(p) for p in self.listed_tasks],
             "bag": {**dataclasses.asdict(self.bag), "image_topics": list(self.bag.image_topics)},
             "cameras": list(self.cameras)})
 
@@ -130,7 +117,7 @@ def default_batch_episodes(reward_model, settings: AnnotateSettings) -> int:
 
     free, _ = torch.cuda.mem_get_info(reward_model.device)
     text_config = reward_model.model.model.config.text_config
-    per_episode = 4 * session_cache_bytes(text_config, settings.scoring.resolution, settings.max_frames,
+    per_episode = 4 * session_cache_bytes(text_config, settings.reward.resolution, settings.reward.max_frames,
                                           reward_model.dtype)
     return max(1, min(GPU_BATCH_EPISODES, int(0.8 * free) // per_episode))
 
@@ -155,14 +142,12 @@ class Annotator:
 
     def __init__(self, settings: AnnotateSettings, reward_model=None, batch_episodes: int | None = None):
         self.settings = settings
-        self.reward_model = reward_model if reward_model is not None else load_reward_model(settings.model)
+        self.reward_model = (reward_model if reward_model is not None
+                             else load_reward_model(settings.reward.model_config()))
         self.batch_episodes = batch_episodes or default_batch_episodes(self.reward_model, settings)
         # each episode has two streams: its curve and its static-video control
-        pool = SessionPool(self.reward_model, settings.scoring, settings.max_frames,
-                           capacity=2 * self.batch_episodes)
-        self.streams = [RewardStream(StreamingEngine.in_pool(pool), settings.reward_type,
-                                     settings.success_threshold, settings.success_consecutive)
-                        for _ in range(2 * self.batch_episodes)]
+        pool = session_pool(settings.reward, self.reward_model, capacity=2 * self.batch_episodes)
+        self.streams = [RewardStream.from_settings(settings.reward, pool=pool) for _ in range(2 * self.batch_episodes)]
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._bag: tuple[str, object] | None = None   # (path, BagEpisodes or the error reading it): the last bag
 
@@ -210,7 +195,8 @@ class Annotator:
             elif item.kind == "video":
                 row["task"] = self.settings.task
                 self._need_task(row["task"], "no task: pass --task")
-                frames, times, indices, row["source_frames"] = lerobot.read_video(item.path, self.settings.sample_fps)
+                frames, times, indices, row["source_frames"] = lerobot.read_video(
+                    item.path, self.settings.reward.sample_fps)
                 stamps = None
             elif item.kind == "lerobot":
                 episode = item.lerobot
@@ -219,7 +205,8 @@ class Annotator:
                     raise TopRewardError(episode.error)
                 row["task"] = episode.task or self.settings.task
                 self._need_task(row["task"], "no task: the dataset has none for this episode; pass --task")
-                frames, times, indices = lerobot.read_episode(item.path, episode, item.fps, self.settings.sample_fps)
+                frames, times, indices = lerobot.read_episode(
+                    item.path, episode, item.fps, self.settings.reward.sample_fps)
                 stamps = None
             else:
                 raise TopRewardError(f"unknown item kind {item.kind!r}")
@@ -259,11 +246,11 @@ class Annotator:
     def _read_bag(self, path: str):
         if self._bag is None or self._bag[0] != path:
             self._bag = None  # free the previous bag's frames first
-            options = self.settings.bag
+            options, reward = self.settings.bag, self.settings.reward
             try:
-                read = read_episodes(path, list(options.image_topics), self.settings.sample_fps, split=options.split,
+                read = read_episodes(path, list(options.image_topics), reward.sample_fps, split=options.split,
                                      marker_topic=options.marker_topic, max_gap=options.max_gap,
-                                     camera_slop=options.camera_slop, stamp_tolerance=options.stamp_tolerance)
+                                     camera_slop=reward.camera_slop, stamp_tolerance=reward.stamp_tolerance)
             except Exception as exc:  # noqa: BLE001 - cached like a good read: the bag's other episodes fail alike
                 read = exc
             self._bag = (path, read)

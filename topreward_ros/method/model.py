@@ -30,22 +30,32 @@ class ModelConfig:
 
     model: a hub id (e.g. Qwen/Qwen3-VL-2B-Instruct) or a local checkpoint directory.
     dtype: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32.
-    quantization: none | 4bit (NF4, double quant, bf16 compute; vision tower and lm_head kept) | 8bit.
+    quantization: auto (4bit on a CUDA GPU, none on the CPU) | none | 4bit (NF4, double quant, bf16 compute;
+        vision tower and lm_head kept) | 8bit.
     device: auto (GPU if present, else CPU with a warning) | cpu | cuda | cuda:N.
     """
 
     model: str = DEFAULT_MODEL
     dtype: str = "auto"
-    quantization: str = "none"
+    quantization: str = "auto"
     device: str = "auto"
 
     def __post_init__(self):
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ModelLoadError(f"unknown dtype {self.dtype!r}: use auto, {', '.join(DTYPES)}")
-        if self.quantization not in QUANTIZATIONS:
-            raise ModelLoadError(f"unknown quantization {self.quantization!r}: use {', '.join(QUANTIZATIONS)}")
+        if self.quantization != "auto" and self.quantization not in QUANTIZATIONS:
+            raise ModelLoadError(f"unknown quantization {self.quantization!r}: use auto, {', '.join(QUANTIZATIONS)}")
         if not self.model.strip():
             raise ModelLoadError("no model given: pass a hub id or a local checkpoint directory")
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """Where and how a ModelConfig runs once ``auto`` is resolved on this machine."""
+
+    device: torch.device
+    dtype: torch.dtype
+    quantization: str
 
 
 @dataclasses.dataclass
@@ -57,6 +67,7 @@ class RewardModel:
     config: ModelConfig
     device: torch.device
     dtype: torch.dtype
+    quantization: str    # as loaded (auto resolved)
     true_id: int
     false_id: int
 
@@ -65,12 +76,26 @@ class RewardModel:
         return self.processor.tokenizer
 
     def describe(self) -> str:
-        return f"{self.config.model} ({self.config.quantization}, {str(self.dtype).removeprefix('torch.')}, {self.device})"
+        return f"{self.config.model} ({self.quantization}, {str(self.dtype).removeprefix('torch.')}, {self.device})"
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA GPU is usable: the one place the machine is asked (tests fake it here)."""
+    return torch.cuda.is_available()
+
+
+def resolve(config: ModelConfig) -> Precision:
+    """The device, dtype and quantization ``config`` means on this machine: every front door loads through this."""
+    device = resolve_device(config.device)
+    quantization = config.quantization
+    if quantization == "auto":
+        quantization = "4bit" if device.type == "cuda" else "none"
+    return Precision(device, resolve_dtype(config.dtype, device), quantization)
 
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
-        if torch.cuda.is_available():
+        if cuda_available():
             return torch.device("cuda")
         log.warning("no GPU found: running the reward model on the CPU (slow; fine for tests and the tiny model)")
         return torch.device("cpu")
@@ -78,7 +103,7 @@ def resolve_device(device: str) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as exc:
         raise ModelLoadError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type == "cuda" and not cuda_available():
         raise ModelLoadError(f"device {device!r} asked for but no CUDA GPU is available: use device auto or cpu")
     return resolved
 
@@ -111,12 +136,12 @@ def load_reward_model(config: ModelConfig) -> RewardModel:
     """Load model and processor, then run the start-up checks. Raises ModelLoadError with one clear line."""
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
-    device = resolve_device(config.device)
-    dtype = resolve_dtype(config.dtype, device)
+    precision = resolve(config)
+    device, dtype, quantization = precision.device, precision.dtype, precision.quantization
     source = config.model
     if _looks_like_path(source) and not Path(source).is_dir():
         raise ModelLoadError(f"model directory not found: {source} (give a checkpoint directory or a hub id)")
-    quant = quantization_config(config.quantization)
+    quant = quantization_config(quantization)
     kwargs = {"dtype": dtype}
     if quant is not None:
         kwargs["quantization_config"] = quant
@@ -130,9 +155,9 @@ def load_reward_model(config: ModelConfig) -> RewardModel:
             "repository; download it on a connected machine (hf download ID --local-dir DIR) and pass DIR") from exc
     except (ImportError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if config.quantization != "none":
+        if quantization != "none":
             raise ModelLoadError(
-                f"{config.quantization} loading failed ({first}): this device has no working bitsandbytes backend; "
+                f"{quantization} loading failed ({first}): this device has no working bitsandbytes backend; "
                 "install a bitsandbytes build for it (NVIDIA's on Jetson) or use quantization none") from exc
         raise ModelLoadError(f"cannot load model {source!r}: {first}") from exc
     if quant is None:
@@ -143,7 +168,7 @@ def load_reward_model(config: ModelConfig) -> RewardModel:
     renderer = Renderer(processor.tokenizer)
     renderer.check_no_assistant_turn(renderer.full([0.0], 1, "The task is done. The answer is:"))
     return RewardModel(model=model, processor=processor, config=config, device=device, dtype=dtype,
-                       true_id=true_id, false_id=false_id)
+                       quantization=quantization, true_id=true_id, false_id=false_id)
 
 
 def single_token_id(tokenizer, text: str) -> int:

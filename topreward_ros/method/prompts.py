@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 ANSWER_LEAD = "The answer is:"
+MAX_ENSEMBLE = 64    # prompts averaged at most (a prompts file may hold more than the 10 packaged)
 MAX_TASK_CHARS = 1000  # an instruction is a sentence; 1000 characters is ~250 tokens, ample
 
 

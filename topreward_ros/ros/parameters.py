@@ -1,4 +1,5 @@
-"""The reward node's parameters: one table of names, defaults, ranges and descriptions.
+"""The reward node's parameters: RewardSettings' fields (stream/settings.py) plus the node's own (topics, QoS,
+diagnostics, start-up), with their defaults, ranges and descriptions taken from there.
 
 config/reward.yaml and the README's parameter table are checked against this table by the tests.
 """
@@ -9,15 +10,8 @@ import dataclasses
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from ..method.engine import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
-from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
-from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS
-from ..sources.image_messages import DEFAULT_MAX_PIXELS
-from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
-                                     DEFAULT_STAMP_TOLERANCE, MAX_GAP_RANGE, SAMPLE_FPS_RANGE, STAMP_TOLERANCE_RANGE)
-from ..stream.online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,
-                             SUCCESS_THRESHOLD_RANGE)
-from ..stream.reward_stream import REWARD_TYPES
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC, DEFAULT_MAX_PIXELS
+from ..stream.settings import RewardSettings
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
@@ -45,48 +39,68 @@ class Param:
         return descriptor
 
 
+SETTINGS = {field.name: (field, spec) for field, spec in RewardSettings.specs()}
+RESOLUTION_SIDES = ("resolution_width", "resolution_height")  # the node's two parameters of `resolution`
+
+
+def setting(name: str, side: int | None = None) -> Param:
+    """The node parameter of RewardSettings field ``name`` (``side`` 0/1: one side of the resolution)."""
+    field, spec = SETTINGS[name]
+    default = field.default if side is None else field.default[side]
+    doc = spec.doc if side is None else f"Fixed frame {('width', 'height')[side]} fed to the model " \
+                                         f"(multiple of {spec.step})."
+    kind = field.type if side is None else "int"
+    bounds = spec.bounds
+    return Param(RESOLUTION_SIDES[side] if side is not None else name, default, doc, structural=not spec.live,
+                 float_range=bounds if kind == "float" else None,
+                 int_range=(int(bounds[0]), int(bounds[1]), spec.step) if kind == "int" else None,
+                 choices=spec.choices)
+
+
+def settings_from(values: dict) -> RewardSettings:
+    """The RewardSettings the node's parameter ``values`` (name -> value) give."""
+    given = {name: values[name] for name in SETTINGS if name in values}
+    if all(side in values for side in RESOLUTION_SIDES):
+        given["resolution"] = tuple(values[side] for side in RESOLUTION_SIDES)
+    return RewardSettings(**given)
+
+
+def parameter_values(settings: RewardSettings) -> dict:
+    """The node's parameter values (name -> value) that give ``settings``: the inverse of ``settings_from``."""
+    values = {name: getattr(settings, name) for name in SETTINGS if name != "resolution"}
+    values.update(zip(RESOLUTION_SIDES, settings.resolution))
+    return values
+
+
 PARAMETERS = (
-    Param("model", DEFAULT_MODEL, "Hub id or local checkpoint directory of a Qwen3-VL model."),
-    Param("quantization", "4bit", "Weights: 4bit (NF4; ViT and lm_head kept), 8bit or none.",
-          choices=QUANTIZATIONS),
-    Param("dtype", "auto", "Compute dtype; auto = bf16 on a GPU, fp32 on the CPU.", choices=("auto", *DTYPES)),
-    Param("device", "auto", "auto (GPU if present, else CPU with a warning), cpu, cuda or cuda:N."),
+    setting("model"),
+    setting("quantization"),
+    setting("dtype"),
+    setting("device"),
     Param("task", "", "Instruction the robot is given. Empty: the node waits. Changing it starts a new episode.",
           structural=False),
-    Param("image_topics", ["/camera/image_raw"], "Camera topics; several are paired by header stamp and tiled."),
+    Param("image_topics", [DEFAULT_IMAGE_TOPIC], "Camera topics; several are paired by header stamp and tiled."),
     Param("transport", ["raw"], "Per topic: raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage); "
           "one entry applies to every topic."),
     Param("qos_reliability", "best_effort", "Camera subscription reliability (best_effort also hears reliable "
           "publishers).", choices=RELIABILITIES),
     Param("qos_depth", 5, "Camera subscription queue depth.", int_range=(1, 100, 1)),
-    Param("camera_slop", DEFAULT_CAMERA_SLOP, "Max header stamp difference (s) when pairing several cameras.",
-          float_range=CAMERA_SLOP_RANGE),
-    Param("sample_fps", DEFAULT_SAMPLE_FPS, "Frames per second taken into the episode, from header stamps "
-          "(one update each; a slow model merges several into one update).", float_range=SAMPLE_FPS_RANGE),
-    Param("max_stamp_gap", DEFAULT_MAX_GAP, "A header stamp this many seconds after the previous one (or before "
-          "it, beyond stamp_tolerance) starts a new episode.", float_range=MAX_GAP_RANGE),
-    Param("stamp_tolerance", DEFAULT_STAMP_TOLERANCE, "A header stamp at most this many seconds before the previous "
-          "one (reordered transport, camera jitter) is dropped and counted; one further back starts a new episode.",
-          float_range=STAMP_TOLERANCE_RANGE),
+    setting("camera_slop"),
+    setting("sample_fps"),
+    setting("max_stamp_gap"),
+    setting("stamp_tolerance"),
     Param("max_image_pixels", DEFAULT_MAX_PIXELS, "Images declaring more pixels (width x height) are dropped and "
           "counted before decoding.", int_range=(1, 1_000_000_000, 1)),
-    Param("resolution_width", DEFAULT_RESOLUTION[0], "Fixed frame width fed to the model (multiple of 32).",
-          int_range=(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE)),
-    Param("resolution_height", DEFAULT_RESOLUTION[1], "Fixed frame height fed to the model (multiple of 32).",
-          int_range=(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE)),
-    Param("max_frames", DEFAULT_MAX_FRAMES, "Frames kept per episode; past it every other frame is dropped and the rate halves.",
-          int_range=(*MAX_FRAMES_RANGE, 2)),
-    Param("prompts_file", "", "YAML file with a 'prompts:' list; empty = the 10 packaged variants."),
-    Param("ensemble_size", 1, "Number of prompts averaged (the first N of the set).", int_range=(1, 64, 1)),
-    Param("contrastive", False, "Score = log P(True) - log P(False) instead of log P(True)."),
-    Param("bare_prompt", False, "Render without role markers."),
-    Param("reward_type", "logprob", "What 'reward' holds: logprob (raw score), progress (causal min-max) or "
-          "delta (score minus the previous score).", structural=False, choices=REWARD_TYPES),
-    Param("success_threshold", DEFAULT_SUCCESS_THRESHOLD, "Raw score at or above which an update counts toward success "
-          "(default log 0.5; calibrate per setup with topreward-calibrate).", structural=False,
-          float_range=SUCCESS_THRESHOLD_RANGE),
-    Param("success_consecutive", DEFAULT_SUCCESS_CONSECUTIVE, "Updates in a row at or above the threshold before success latches.",
-          structural=False, int_range=(*SUCCESS_CONSECUTIVE_RANGE, 1)),
+    setting("resolution", 0),
+    setting("resolution", 1),
+    setting("max_frames"),
+    setting("prompts_file"),
+    setting("ensemble_size"),
+    setting("contrastive"),
+    setting("bare_prompt"),
+    setting("reward_type"),
+    setting("success_threshold"),
+    setting("success_consecutive"),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.1, 60.0)),
     Param("autostart", True, "Configure and activate on start-up (false: drive the lifecycle yourself)."),
 )

@@ -36,16 +36,14 @@ from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from ..errors import TopRewardError
-from ..method.engine import StreamingEngine
 from ..method.frames import resize_frame
-from ..method.model import ModelConfig, load_reward_model
+from ..method.model import load_reward_model
 from ..method.prompts import fill_prompt
-from ..method.scoring import ScoringConfig
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp, message_to_rgb
 from ..stream.episode_stream import EpisodeStream, tiled
 from ..stream.live import LiveEpisode
-from ..stream.reward_stream import RewardStream, RewardUpdate, check_reward_type
-from .parameters import BY_NAME, PARAMETERS, RELIABILITIES, TRANSPORTS
+from ..stream.reward_stream import RewardStream, RewardUpdate
+from .parameters import BY_NAME, PARAMETERS, RELIABILITIES, TRANSPORTS, settings_from
 
 NODE_NAME = "topreward"
 LATENCY_WINDOW = 50
@@ -124,17 +122,10 @@ class RewardNode(LifecycleNode):
         p = self._value
         try:
             topics, transports = self._camera_topics()
-            check_reward_type(p("reward_type"))
-            resolution = (p("resolution_width"), p("resolution_height"))
-            scoring = ScoringConfig.from_options(
-                prompts_file=p("prompts_file") or None, ensemble_size=p("ensemble_size"),
-                contrastive=p("contrastive"), role_markers=not p("bare_prompt"), resolution=resolution)
-            model = ModelConfig(model=p("model"), dtype=p("dtype"), quantization=p("quantization"),
-                                device=p("device"))
-            self.get_logger().info(f"loading {model.model} ({model.quantization}) ...")
-            self._reward_model = load_reward_model(model)
-            engine = StreamingEngine(self._reward_model, scoring, max_frames=p("max_frames"))
-            rewards = RewardStream(engine, p("reward_type"), p("success_threshold"), p("success_consecutive"))
+            settings = settings_from({param.name: p(param.name) for param in PARAMETERS})
+            self.get_logger().info(f"loading {settings.model} (quantization {settings.quantization}) ...")
+            self._reward_model = load_reward_model(settings.model_config())
+            rewards = RewardStream.from_settings(settings, self._reward_model)
             task = rewards.check_task(self._pending_task) if self._pending_task else ""
             outputs = self._create_outputs()
         except Exception as exc:  # noqa: BLE001 - any failure is a failed transition, said once
@@ -144,14 +135,14 @@ class RewardNode(LifecycleNode):
         to_frame = tiled(message_to_rgb)
 
         def convert(messages):
-            return resize_frame(to_frame(messages), resolution)
+            return resize_frame(to_frame(messages), settings.resolution)
 
-        stream = EpisodeStream(len(topics), convert, p("sample_fps"), p("camera_slop"), p("max_stamp_gap"),
-                               p("stamp_tolerance"))
+        stream = EpisodeStream(len(topics), convert, settings.sample_fps, settings.camera_slop,
+                               settings.max_stamp_gap, settings.stamp_tolerance)
         self._max_pixels = p("max_image_pixels")
         self._topics, self._transports = topics, transports
         self._rewards, self._outputs = rewards, outputs
-        self._live = LiveEpisode(stream, task, backlog=p("max_frames"), last_episode=self._last_episode)
+        self._live = LiveEpisode(stream, task, backlog=settings.max_frames, last_episode=self._last_episode)
         self._error = ""
         self._check_not_interrupted("configure")
         self.get_logger().info(f"configured: {self._reward_model.describe()}, cameras {topics}")

@@ -49,6 +49,7 @@ _TWO_PIXEL_MACROPIXEL = frozenset({"yuv422", "uyvy", "yuyv", "yuv422_yuy2"})
 
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 DEFAULT_MAX_PIXELS = 40_000_000  # 8K video is 33 MP; a larger declared size is refused before decoding
+DEFAULT_IMAGE_TOPIC = "/camera/image_raw"  # the camera topic of the node, the bag tools and the test publishers
 
 
 class StampError(ImageConversionError):

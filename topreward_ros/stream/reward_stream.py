@@ -19,10 +19,11 @@ from collections.abc import Sequence
 
 from ..errors import TopRewardError
 from ..method.engine import StreamingEngine
+from ..method.model import load_reward_model
+from ..method.sessions import SessionPool
 from .episode_stream import SampledFrame
 from .online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, CausalProgress, SuccessDetector
-
-REWARD_TYPES = ("logprob", "progress", "delta")
+from .settings import REWARD_TYPES, RewardSettings
 
 
 class RewardStreamError(TopRewardError, ValueError):
@@ -82,6 +83,18 @@ class RewardStream:
         self._unreported = 0  # frames of failed updates: in the episode, covered by the next update
         self._skipped = 0     # frames the stride skipped since the last update: covered by the next one
 
+    @classmethod
+    def from_settings(cls, settings: RewardSettings, reward_model=None, pool: SessionPool | None = None
+                      ) -> "RewardStream":
+        """The pipeline every front door builds: the model of ``settings`` (loaded unless ``reward_model`` is
+        given) scoring one episode at a time, in a pool of its own or as a session of ``pool`` (made by
+        ``session_pool``), whose sessions ``update_streams`` scores in one forward."""
+        if pool is None:
+            pool = session_pool(settings, reward_model if reward_model is not None
+                                else load_reward_model(settings.model_config()), capacity=1)
+        return cls(StreamingEngine.in_pool(pool), settings.reward_type, settings.success_threshold,
+                   settings.success_consecutive)
+
     def reset(self, episode: int | None = None) -> None:
         self.engine.reset()
         self.progress.reset()
@@ -124,6 +137,11 @@ class RewardStream:
             true_logprobs=result.score.true_logprobs, false_logprobs=result.score.false_logprobs,
             frames=result.num_frames, stride=result.stride, added=added, skipped=skipped,
             latency_ms=(time.perf_counter() - start) * 1e3)
+
+
+def session_pool(settings: RewardSettings, reward_model, capacity: int) -> SessionPool:
+    """A pool for ``capacity`` reward streams of ``settings`` on one loaded model."""
+    return SessionPool(reward_model, settings.scoring, settings.max_frames, capacity=capacity)
 
 
 def update_streams(requests: Sequence[tuple[RewardStream, Sequence[SampledFrame], str]]

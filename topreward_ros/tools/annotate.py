@@ -25,10 +25,8 @@ from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TI
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
 from ..options import float_between, int_between, output_folder
-from ..stream.online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,
-                             SUCCESS_THRESHOLD_RANGE)
-from ..stream.reward_stream import REWARD_TYPES
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
+from .common import (REWARD_SETTINGS, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
+                     settings_from)
 from .eval_bag import add_bag_arguments, listed_tasks, stamp_gap
 
 PROG = "topreward-annotate"
@@ -47,14 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_argument_group("collections")
     group.add_argument("--cameras", nargs="+", metavar="KEY",
                        help="LeRobot camera features scored, tiled in this order (default: every video feature)")
-    group.add_argument("--reward-type", choices=REWARD_TYPES, default=REWARD_TYPES[0],
-                       help="what the 'reward' column holds, as the node's reward_type (default %(default)s)")
-    group.add_argument("--success-threshold", type=float_between(*SUCCESS_THRESHOLD_RANGE),
-                       default=DEFAULT_SUCCESS_THRESHOLD,
-                       help="the node's success_threshold (default %(default)s)")
-    group.add_argument("--success-consecutive", type=int_between(*SUCCESS_CONSECUTIVE_RANGE),
-                       default=DEFAULT_SUCCESS_CONSECUTIVE,
-                       help="the node's success_consecutive (default %(default)s)")
     group.add_argument("--rabc-progress", choices=RABC_MODES, default="causal",
                        help="LeRobot progress file between sampled frames: causal = the causal progress of the "
                             "latest sampled frame (default); episode = the episode's min-max normalised scores, "
@@ -86,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds a worker has for one episode (after loading its model); a worker that gives no "
                           "result by then is replaced and the episode retried, as for a dead one "
                           f"(default {DEFAULT_EPISODE_TIMEOUT})")
+    add_settings_arguments(p, "reward (the node's parameters; the 'reward' and 'success' columns)", REWARD_SETTINGS)
     add_model_arguments(p)
     add_scoring_arguments(p)
     return p
@@ -97,13 +88,11 @@ def settings_from(args) -> AnnotateSettings:
     if task is not None and not task.strip():
         raise TopRewardError("--task is empty")
     return AnnotateSettings(
-        model=model_config(args), scoring=scoring_config(args), max_frames=args.max_frames,
-        sample_fps=args.sample_fps, reward_type=args.reward_type, success_threshold=args.success_threshold,
-        success_consecutive=args.success_consecutive, task=task.strip() if task else None,
+        reward=settings_from(args), task=task.strip() if task else None,
         listed_tasks=tuple(sorted(listed.items())),
         bag=BagOptions(image_topics=tuple(args.image_topics), split=args.split,
                        marker_topic=args.marker_topic if args.split == "marker" else None,
-                       max_gap=stamp_gap(args), camera_slop=args.camera_slop, stamp_tolerance=args.stamp_tolerance),
+                       max_gap=stamp_gap(args)),
         cameras=tuple(args.cameras or ()))
 
 
@@ -126,7 +115,7 @@ def body(argv) -> int:
                        episode_timeout=args.episode_timeout or DEFAULT_EPISODE_TIMEOUT,
                        batch_episodes=args.batch_episodes)
     else:
-        pool = LocalPool(Annotator(settings, load_reward_model(settings.model), args.batch_episodes))
+        pool = LocalPool(Annotator(settings, load_reward_model(settings.reward.model_config()), args.batch_episodes))
     try:
         pool.start()
         if resumed and not args.no_progress:

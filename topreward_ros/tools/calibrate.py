@@ -29,7 +29,7 @@ from ..evaluation.report import write_text_atomic
 from ..method.model import load_reward_model
 from ..options import int_between, output_file
 from ..stream.online import SUCCESS_CONSECUTIVE_RANGE
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
+from .common import add_model_arguments, add_scoring_arguments, run, settings_from
 from .eval_bag import add_bag_arguments, stamp_gap
 
 PROG = "topreward-calibrate"
@@ -74,7 +74,7 @@ def read_labels(path: Path) -> tuple[str | None, list[dict]]:
     return default, entries
 
 
-def final_scores(args, reward_model, config, default_task: str | None, entries: list[dict]) -> list[float]:
+def final_scores(args, reward_model, settings, default_task: str | None, entries: list[dict]) -> list[float]:
     """The final raw score of every listed episode, scoring each bag once."""
     scores: dict[tuple[str, int], float] = {}
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
@@ -88,7 +88,7 @@ def final_scores(args, reward_model, config, default_task: str | None, entries: 
         bag.episodes = [e for e in bag.episodes if e.index in wanted]
         tasks = episode_tasks(bag.episodes, args.task or default_task,
                               {i: t for i, t in wanted.items() if t})
-        for result in evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=False):
+        for result in evaluate_episodes(reward_model, settings, bag, tasks, show_progress=False):
             if result.failed:
                 raise TopRewardError(f"{bag_path}: episode {result.index} failed: {result.error}")
             scores[(bag_path, result.index)] = result.report.curve.values[-1]
@@ -110,13 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
-    config = scoring_config(args)
+    settings = settings_from(args)
     output = Path(args.output)
     default_task, entries = read_labels(Path(args.labels))
     for bag_path in dict.fromkeys(e["bag"] for e in entries):
         open_bag(bag_path)  # every listed bag exists and has its metadata, before the model loads
-    reward_model = load_reward_model(model_config(args))
-    scores = final_scores(args, reward_model, config, default_task, entries)
+    reward_model = load_reward_model(settings.model_config())
+    scores = final_scores(args, reward_model, settings, default_task, entries)
     result = calibrate(scores, [e["success"] for e in entries])
     print(format_table(result))
     if result.auc <= 0.5:

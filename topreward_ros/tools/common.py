@@ -8,32 +8,48 @@ import sys
 
 from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
 from ..errors import TopRewardError
-from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
-from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS, ModelConfig
-from ..method.scoring import ScoringConfig
-from ..options import Size, int_between
+from ..options import Size, float_between, int_between
+from ..stream.settings import RewardSettings
 
 MAX_PREFIXES = 10_000
+SETTINGS = {field.name: (field, spec) for field, spec in RewardSettings.specs()}
+# The RewardSettings fields each kind of tool takes as options (--field-name, the node's parameter name).
+MODEL_SETTINGS = ("model", "quantization", "dtype", "device")
+SCORING_SETTINGS = ("prompts_file", "ensemble_size", "contrastive", "bare_prompt", "resolution")
+SAMPLING_SETTINGS = ("sample_fps", "max_frames", "max_stamp_gap", "stamp_tolerance", "camera_slop")
+REWARD_SETTINGS = ("reward_type", "success_threshold", "success_consecutive")
+ALIASES = {"ensemble_size": ("--ensemble",), "bare_prompt": ("--bare",)}  # the tools' names before RewardSettings
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, title: str, names, aliases: dict | None = None) -> None:
+    """One option per RewardSettings field in ``names``, with the field's default, range or choices and doc;
+    ``aliases``: further option strings of a field in this tool."""
+    group = parser.add_argument_group(title)
+    for name in names:
+        field, spec = SETTINGS[name]
+        flags = [f"--{name.replace('_', '-')}", *ALIASES.get(name, ()), *(aliases or {}).get(name, ())]
+        kwargs: dict = {"dest": name, "default": field.default}
+        if field.type == "bool":
+            kwargs["action"] = "store_true"
+        elif spec.choices:
+            kwargs["choices"] = spec.choices
+        elif field.type == "float":
+            kwargs["type"] = float_between(*spec.bounds)
+        elif field.type == "int":
+            kwargs["type"] = int_between(*spec.bounds, even=spec.step == 2)
+        elif field.type == "tuple[int, int]":
+            kwargs.update(type=Size(*spec.bounds, spec.step), default="x".join(map(str, field.default)),
+                          metavar="WIDTHxHEIGHT")
+        default = "" if field.type == "bool" or field.default == "" else " (default %(default)s)"
+        group.add_argument(*flags, help=spec.doc.replace("%", "%%") + default, **kwargs)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or checkpoint directory (default {DEFAULT_MODEL})")
-    group.add_argument("--quantization", choices=QUANTIZATIONS, default="none", help="weights (default none)")
-    group.add_argument("--dtype", choices=("auto", *DTYPES), default="auto", help="default: bf16 on GPU, fp32 on CPU")
-    group.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    add_settings_arguments(parser, "model", MODEL_SETTINGS)
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("scoring")
-    group.add_argument("--prompts-file", help="YAML with a 'prompts:' list (default: the 10 packaged variants)")
-    group.add_argument("--ensemble", type=int_between(1, 64), default=1, metavar="N", help="mean over the first N prompts (default 1)")
-    group.add_argument("--contrastive", action="store_true", help="reward = log P(True) - log P(False)")
-    group.add_argument("--bare", action="store_true", help="render without role markers")
-    group.add_argument("--resolution", type=Size(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE),
-                       default="x".join(map(str, DEFAULT_RESOLUTION)), metavar="WIDTHxHEIGHT",
-                       help=f"fixed frame size, multiples of {FRAME_MULTIPLE} up to {MAX_FRAME_SIDE} "
-                            "(default %(default)s)")
+    add_settings_arguments(parser, "scoring", SCORING_SETTINGS)
 
 
 def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,21 +60,15 @@ def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
                        help="stream: cached engine (default); reference: full recompute per prefix")
 
 
-def model_config(args) -> ModelConfig:
-    return ModelConfig(model=args.model, dtype=args.dtype, quantization=args.quantization, device=args.device)
+def settings_from(args: argparse.Namespace) -> RewardSettings:
+    """The RewardSettings a tool's parsed options give (the fields it has no option for keep their defaults)."""
+    return RewardSettings(**{name: getattr(args, name) for name in SETTINGS if hasattr(args, name)})
 
 
-def scoring_config(args) -> ScoringConfig:
-    return ScoringConfig.from_options(prompts_file=args.prompts_file, ensemble_size=args.ensemble,
-                                      contrastive=args.contrastive, role_markers=not args.bare,
-                                      resolution=args.resolution)
-
-
-def settings_of(args, reward_model) -> dict:
-    """The model and scoring settings of a run, for reports."""
-    return {"model": args.model, "device": str(reward_model.device), "dtype": str(reward_model.dtype),
-            "quantization": args.quantization, "ensemble": args.ensemble, "contrastive": args.contrastive,
-            "bare": args.bare, "resolution": "x".join(map(str, args.resolution)), "prompts_file": args.prompts_file}
+def settings_of(settings: RewardSettings, reward_model) -> dict:
+    """The settings of a run as it ran (auto resolved), for reports."""
+    return {**settings.record(), "device": str(reward_model.device),
+            "dtype": str(reward_model.dtype).removeprefix("torch."), "quantization": reward_model.quantization}
 
 
 def run(prog: str, body, argv=None) -> int:

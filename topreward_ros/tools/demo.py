@@ -24,14 +24,13 @@ from ..errors import TopRewardError  # noqa: E402
 from ..evaluation.bag_eval import run_episode  # noqa: E402
 from ..evaluation.curve import CurveReport  # noqa: E402
 from ..evaluation.report import write_report  # noqa: E402
-from ..method.engine import StreamingEngine  # noqa: E402
-from ..method.model import load_reward_model  # noqa: E402
+from ..ros.parameters import parameter_values  # noqa: E402
 from ..ros.update_listener import UpdateListener  # noqa: E402
 from ..sources.video import read_episode  # noqa: E402
-from ..options import float_between, output_folder  # noqa: E402
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE  # noqa: E402
+from ..options import output_folder  # noqa: E402
 from ..stream.reward_stream import RewardStream  # noqa: E402
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config  # noqa: E402
+from ..stream.settings import RewardSettings  # noqa: E402
+from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from  # noqa: E402
 
 PROG = "topreward-demo"
 TOPIC = "/topreward_demo/camera/image_raw"
@@ -39,18 +38,13 @@ AGREEMENT = 1e-4
 STARTUP_TIMEOUT = 120.0
 
 
-def node_command(args) -> list[str]:
-    """reward_node with the demo's settings (the scoring options map to the node's parameters)."""
-    width, height = args.resolution
-    params = {"model": args.model, "quantization": args.quantization, "dtype": args.dtype, "device": args.device,
-              "task": args.task, "image_topics": f"[{TOPIC}]", "sample_fps": args.sample_fps,
-              "ensemble_size": args.ensemble, "contrastive": str(args.contrastive).lower(),
-              "bare_prompt": str(args.bare).lower(), "resolution_width": width, "resolution_height": height}
-    if args.prompts_file:
-        params["prompts_file"] = args.prompts_file
+def node_command(settings: RewardSettings, task: str) -> list[str]:
+    """reward_node with the demo's settings, each given as the node parameter of the same name."""
+    params = {**parameter_values(settings), "task": task, "image_topics": f"[{TOPIC}]"}
     argv = [str(Path(sys.executable).parent / "reward_node"), "--ros-args"]
     for name, value in params.items():
-        argv += ["-p", f"{name}:={value}"]
+        if value != "":  # an empty string is the parameter's default ('' cannot be said on a command line)
+            argv += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
     return argv
 
 
@@ -73,11 +67,11 @@ def plot(live: list[dict], offline_times, offline_scores, path: Path) -> None:
     plt.close(fig)
 
 
-def live_run(args, output: Path, expected_frames: int) -> list[dict]:
+def live_run(args, settings: RewardSettings, output: Path, expected_frames: int) -> list[dict]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     rclpy.init()
     listener = UpdateListener(on_update=print_update)
-    node = subprocess.Popen(node_command(args), stdout=(output / "node.log").open("w"), stderr=subprocess.STDOUT,
+    node = subprocess.Popen(node_command(settings, args.task), stdout=(output / "node.log").open("w"), stderr=subprocess.STDOUT,
                             env=env)
     camera = None
     try:
@@ -105,10 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
-                        help="the node's sample_fps (default %(default)s)")
     parser.add_argument("--output", type=output_folder, default="out/demo",
                         help="folder for the plot, logs and offline report (default %(default)s)")
+    add_settings_arguments(parser, "sampling", ["sample_fps"])
     add_model_arguments(parser)
     add_scoring_arguments(parser)
     return parser
@@ -116,16 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
-    config = scoring_config(args)
-    frames, times = read_episode(args.video, args.sample_fps)  # the frames the node will sample
+    settings = settings_from(args)
+    frames, times = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
-    live = live_run(args, output, len(frames))
+    live = live_run(args, settings, output, len(frames))
     plot_path = output / "live_reward.png"
 
-    print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {args.sample_fps:g} fps) ...", flush=True)
-    rewards = RewardStream(StreamingEngine(load_reward_model(model_config(args)), config))
+    print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...", flush=True)
+    rewards = RewardStream.from_settings(settings)
     curve = run_episode(rewards, frames, times, args.task)
     static = run_episode(rewards, [frames[0]] * len(frames), times, args.task)
     write_report(CurveReport(curve=curve, static=static), {"video": args.video, "task": args.task},

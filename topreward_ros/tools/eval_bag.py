@@ -19,14 +19,14 @@ import yaml
 from ..evaluation.bag_eval import episode_tasks, evaluate_episodes, summarize
 from ..sources.bags import SPLITS, read_episodes
 from ..errors import TopRewardError
-from ..method.engine import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
-from ..options import float_between, int_between, output_folder
-from ..stream.episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
-                                     DEFAULT_STAMP_TOLERANCE, MAX_GAP_RANGE, SAMPLE_FPS_RANGE, STAMP_TOLERANCE_RANGE)
+from ..options import float_between, output_folder
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
+from ..stream.episode_stream import MAX_GAP_RANGE
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, json_safe, staged_report, write_report, write_text_atomic
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config, settings_of
+from .common import (SAMPLING_SETTINGS, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
+                     settings_from, settings_of)
 
 PROG = "topreward-eval-bag"
 REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")  # what the report folder holds
@@ -34,29 +34,17 @@ REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)") 
 
 def add_bag_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("bag")
-    group.add_argument("--image-topics", nargs="+", default=["/camera/image_raw"],
+    group.add_argument("--image-topics", nargs="+", default=[DEFAULT_IMAGE_TOPIC],
                        help="Image or CompressedImage topics; several are paired by stamp and tiled")
     group.add_argument("--split", choices=SPLITS, default="bag",
                        help="episodes: one per bag (default), one per marker message, or split at stamp gaps")
     group.add_argument("--marker-topic", default="/episode", help="marker topic for --split marker")
     group.add_argument("--gap", type=float_between(*MAX_GAP_RANGE), default=2.0,
                        help="seconds of silence that split episodes (--split gap; default %(default)s)")
-    group.add_argument("--max-stamp-gap", type=float_between(*MAX_GAP_RANGE), default=DEFAULT_MAX_GAP,
-                       help="with --split bag or marker: a stamp jump that starts a new episode, as the node's "
-                            "max_stamp_gap (default %(default)s s)")
-    group.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE),
-                       default=DEFAULT_STAMP_TOLERANCE,
-                       help="a stamp at most this many seconds before the previous one is dropped as late and "
-                            "counted; further back starts a new episode, as the node's stamp_tolerance "
-                            "(default %(default)s s)")
-    group.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
-                       help="frames per second scored (the node's; default %(default)s)")
-    group.add_argument("--camera-slop", type=float_between(*CAMERA_SLOP_RANGE), default=DEFAULT_CAMERA_SLOP,
-                       help="stamp tolerance pairing cameras (s; default %(default)s)")
-    group.add_argument("--max-frames", type=int_between(*MAX_FRAMES_RANGE, even=True), default=DEFAULT_MAX_FRAMES,
-                       help="frames kept per episode (the node's; an even number, default %(default)s)")
     group.add_argument("--task", help="task of every episode without one from a marker or --episodes-yaml")
     group.add_argument("--episodes-yaml", help="YAML: 'episodes: {INDEX: task, ...}' (and an optional 'task:')")
+    add_settings_arguments(parser, "sampling (the node's parameters; --max-stamp-gap with --split bag or marker)",
+                           SAMPLING_SETTINGS)
 
 
 def listed_tasks(path: str | None) -> tuple[str | None, dict[int, str]]:
@@ -125,15 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
-    config = scoring_config(args)
+    reward_settings = settings_from(args)
     output = check_report_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
     bag, tasks = load_bag_episodes(args)
-    reward_model = load_reward_model(model_config(args))
-    results = evaluate_episodes(reward_model, config, bag, tasks, args.max_frames, show_progress=not args.json_summary)
-    settings = {**settings_of(args, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
-                "split": args.split, "sample_fps": args.sample_fps, "max_frames": args.max_frames,
-                "stamp_tolerance": args.stamp_tolerance, "bad_messages": bag.bad_messages,
-                "late_messages": bag.late_messages}
+    reward_model = load_reward_model(reward_settings.model_config())
+    results = evaluate_episodes(reward_model, reward_settings, bag, tasks, show_progress=not args.json_summary)
+    settings = {**settings_of(reward_settings, reward_model), "bag": str(args.bag), "image_topics": args.image_topics,
+                "split": args.split, "bad_messages": bag.bad_messages, "late_messages": bag.late_messages}
     summary = {**summarize(results), "settings": settings}
     with staged_report(output, REPORT_FILES, PROG, last=["summary.md", "summary.json"]) as staging:
         for result in results:

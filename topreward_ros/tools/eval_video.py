@@ -19,9 +19,8 @@ from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
 from ..options import float_between, output_folder
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE
-from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, model_config, run,
-                     scoring_config, settings_of)
+from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
+                     settings_from, settings_of)
 
 PROG = "topreward-eval-video"
 REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder holds
@@ -31,14 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
-                        help="frames per second sampled from the video, as the node's sample_fps; for an image folder, "
-                             "the rate of its images (default %(default)s; from {:g} to {:g})"
-                             .format(*SAMPLE_FPS_RANGE))
     parser.add_argument("--output", type=output_folder, default=None,
                         help="report folder (default out/eval-<video name>): new, empty or a previous report of this "
                              "tool, which is replaced once the new one is complete")
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
+    add_settings_arguments(parser, "sampling (for an image folder, --sample-fps is the rate of its images)",
+                           ["sample_fps"], aliases={"sample_fps": ("--fps",)})
     add_model_arguments(parser)
     add_scoring_arguments(parser)
     add_curve_arguments(parser)
@@ -49,13 +46,13 @@ def body(argv) -> int:
     args = build_parser().parse_args(argv)
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
-    config = scoring_config(args)
+    reward_settings = settings_from(args)
     output = check_report_folder(args.output or f"out/eval-{Path(args.video).stem}", REPORT_FILES, PROG)
-    frames, times = read_episode(args.video, args.fps)
-    reward_model = load_reward_model(model_config(args))
-    report = evaluate_video(reward_model, config, frames, times, args.task, k=args.prefixes, method=args.method,
-                            show_progress=not args.json_summary)
-    settings = {**settings_of(args, reward_model), "video": str(args.video), "task": args.task, "fps": args.fps,
+    frames, times = read_episode(args.video, reward_settings.sample_fps)
+    reward_model = load_reward_model(reward_settings.model_config())
+    report = evaluate_video(reward_model, reward_settings.scoring, frames, times, args.task, k=args.prefixes,
+                            method=args.method, show_progress=not args.json_summary)
+    settings = {**settings_of(reward_settings, reward_model), "video": str(args.video), "task": args.task,
                 "frames": len(frames), "prefixes": args.prefixes, "method": args.method}
     with staged_report(output, REPORT_FILES, PROG, last=["curve.json"]) as staging:
         write_report(report, settings, staging)
