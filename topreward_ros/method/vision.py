@@ -10,7 +10,7 @@ import transformers
 
 from .frames import FramePair
 
-# Compatibility with the supported transformers range (4.57.1 to 5.x; README "Supported versions"):
+# Compatibility with the supported transformers range (4.57.1 to 5.x; docs/VERSIONS.md):
 # 4.x returns the vision features as a tuple (5.x: an output with pooler_output/deepstack_features).
 TRANSFORMERS_VERSION = tuple(int(part) for part in transformers.__version__.split(".")[:2])
 LEGACY_TRANSFORMERS = TRANSFORMERS_VERSION < (5, 0)
