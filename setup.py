@@ -7,8 +7,9 @@ package_name = "topreward_ros"
 
 # Supported: CPython 3.10, 3.11, 3.12 on x86_64 and aarch64 Linux, numpy 1.26 and 2.x (docs/VERSIONS.md).
 # Ranges, not pins: each lower bound is the version requirements-lowest.txt tests (CI, `make test-lowest`),
-# the newest set is requirements.txt (`make test`), and test/test_dependencies.py checks that these ranges resolve to wheels on every supported Python and platform. A bound's reason, when it is
-# not simply the oldest version tested:
+# the newest set is requirements.txt (`make test`), and test/test_dependencies.py checks that these ranges
+# resolve to wheels on every supported Python and platform. A bound's reason, when it is not simply the
+# oldest version tested:
 install_requires = [
     "torch>=2.3,<3",                      # 2.3: first wheels built against numpy 2 (runs with 1.26 and 2.x)
     "torchvision>=0.18",                  # the torchvision of torch 2.3
