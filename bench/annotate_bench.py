@@ -44,12 +44,12 @@ def timed_run(collection: Path, model: Path, output: Path, resolution: str, ray_
     from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
     from topreward_ros.method.model import load_reward_model
     from topreward_ros.sources.collections import find_sources
-    from topreward_ros.tools.annotate import build_parser, settings_from
+    from topreward_ros.tools.annotate import annotate_settings, build_parser
 
     args = build_parser().parse_args([str(collection), "--output", str(output), "--split", "marker",
                                       "--model", str(model),
                                 "--resolution", resolution, "--device", "cpu", "--dtype", "fp32"])
-    settings = settings_from(args)
+    settings = annotate_settings(args)
     sources = find_sources([collection])
     default_threads = torch.get_num_threads()
     if threads:

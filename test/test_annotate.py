@@ -31,7 +31,7 @@ from topreward_ros.evaluation.worker_pool import LocalPool, RayPool
 from topreward_ros.method.sessions import session_cache_bytes
 from topreward_ros.sources.collections import find_sources
 from topreward_ros.synthetic.scene import render_scene
-from topreward_ros.tools.annotate import build_parser, main, settings_from
+from topreward_ros.tools.annotate import build_parser, main, annotate_settings
 from topreward_ros.tools.make_sample_bag import DEFAULT_TASK
 
 from test_eval_video import BIN, run_tool
@@ -155,7 +155,7 @@ EXPECTED = {("robot-runs", "bags/day1", 0): 3, ("robot-runs", "bags/day1", 1): 3
 def baseline(collection, tiny_model_dir, reward_model, tmp_path_factory):
     """The single-process run (in this process, with the session's model)."""
     args = build_parser().parse_args([*map(str, collection), "--output", "unused", *common_args(tiny_model_dir)])
-    settings = settings_from(args)
+    settings = annotate_settings(args)
     output = tmp_path_factory.mktemp("baseline") / "run"
     result = annotate(find_sources(collection), settings, output, LocalPool(Annotator(settings, reward_model)),
                       show_progress=False)
@@ -258,7 +258,7 @@ def test_rabc_episode_mode_interpolates_the_min_max_normalised_scores(baseline, 
     """A finished run is only reassembled (nothing scored): the other progress mode, LeRobot's port's."""
     run = tmp_path / "run"
     shutil.copytree(baseline, run)
-    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
+    settings = annotate_settings(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     result = annotate(find_sources(collection), settings, run, LocalPool(None), rabc="episode", show_progress=False)
     assert result.summary["run"]["this_run_episodes"] == 0
@@ -278,7 +278,7 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
     in one forward per step; the tables equal those of one episode at a time."""
     args = build_parser().parse_args([*map(str, collection), "--output", "x", *common_args(tiny_model_dir),
                                 "--batch-episodes", "8"])
-    settings = settings_from(args)
+    settings = annotate_settings(args)
     batches = []
 
     class RecordingPool(LocalPool):
@@ -296,7 +296,7 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
 def test_default_batch_fits_the_device(collection, tiny_model_dir, reward_model, monkeypatch):
     """CPU: the measured default. GPU (its free memory faked at the one call that reads it): as many episodes
     as fit, two full sessions each, held twice while batched, up to the cap."""
-    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
+    settings = annotate_settings(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     assert Annotator(settings, reward_model).batch_episodes == CPU_BATCH_EPISODES
     on_gpu = dataclasses.replace(reward_model, device=torch.device("cuda"))
@@ -324,7 +324,7 @@ def test_ray_cluster_run_equals_the_single_process_run(ray_cluster, collection, 
 def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collection, tiny_model_dir, baseline,
                                                              tmp_path, batch):
     """With batches, every episode of the killed worker's batch is retried."""
-    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
+    settings = annotate_settings(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=batch)
     pool.start()
@@ -355,7 +355,7 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
                                                                               tiny_model_dir, baseline, tmp_path):
     """max_attempts bounds the retries. The dead worker's episode is the first bag's first: no worker read that
     bag, so the failure says its other episodes are not scored; a rerun with --retry-failed completes the run."""
-    settings = settings_from(build_parser().parse_args([*map(str, collection), "--output", "x",
+    settings = annotate_settings(build_parser().parse_args([*map(str, collection), "--output", "x",
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=1)
     pool.start()
@@ -391,7 +391,7 @@ def test_a_hung_worker_is_replaced_and_its_episode_scored(ray_cluster, collectio
     storage, real = bag / "day1.mcap", tmp_path / "day1.mcap"
     storage.rename(real)
     os.mkfifo(storage)
-    settings = settings_from(build_parser().parse_args([str(bag), "--output", "x", *common_args(tiny_model_dir)]))
+    settings = annotate_settings(build_parser().parse_args([str(bag), "--output", "x", *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=1, episode_timeout=10)
     pool.start()
 

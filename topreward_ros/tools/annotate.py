@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args) -> AnnotateSettings:
+def annotate_settings(args) -> AnnotateSettings:
     default_task, listed = listed_tasks(args.episodes_yaml)
     task = args.task if args.task is not None else default_task
     if task is not None and not task.strip():
@@ -106,7 +106,7 @@ def body(argv) -> int:
                              "(without it, one process scores)")
     if not args.image_topics:
         raise TopRewardError("--image-topics needs at least one topic")
-    settings = settings_from(args)
+    settings = annotate_settings(args)
     sources = find_sources(args.sources, args.cameras)
     resumed = check_output(args.output, run_record(sources, settings))
     if args.ray_address:
