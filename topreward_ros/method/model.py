@@ -65,7 +65,8 @@ class RewardModel:
         return self.processor.tokenizer
 
     def describe(self) -> str:
-        return f"{self.config.model} ({self.config.quantization}, {str(self.dtype).removeprefix('torch.')}, {self.device})"
+        dtype = str(self.dtype).removeprefix("torch.")
+        return f"{self.config.model} ({self.config.quantization}, {dtype}, {self.device})"
 
 
 def resolve_device(device: str) -> torch.device:

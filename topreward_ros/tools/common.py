@@ -18,7 +18,8 @@ MAX_PREFIXES = 10_000
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or checkpoint directory (default {DEFAULT_MODEL})")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"hub id or checkpoint directory (default {DEFAULT_MODEL})")
     group.add_argument("--quantization", choices=QUANTIZATIONS, default="none", help="weights (default none)")
     group.add_argument("--dtype", choices=("auto", *DTYPES), default="auto", help="default: bf16 on GPU, fp32 on CPU")
     group.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
@@ -27,7 +28,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("scoring")
     group.add_argument("--prompts-file", help="YAML with a 'prompts:' list (default: the 10 packaged variants)")
-    group.add_argument("--ensemble", type=int_between(1, 64), default=1, metavar="N", help="mean over the first N prompts (default 1)")
+    group.add_argument("--ensemble", type=int_between(1, 64), default=1, metavar="N",
+                       help="mean over the first N prompts (default 1)")
     group.add_argument("--contrastive", action="store_true", help="reward = log P(True) - log P(False)")
     group.add_argument("--bare", action="store_true", help="render without role markers")
     group.add_argument("--resolution", type=Size(FRAME_MULTIPLE, MAX_FRAME_SIDE, FRAME_MULTIPLE),

@@ -17,21 +17,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import rclpy  # noqa: E402
+import matplotlib.pyplot as plt
+import rclpy
 
-from ..errors import TopRewardError  # noqa: E402
-from ..evaluation.bag_eval import run_episode  # noqa: E402
-from ..evaluation.curve import CurveReport  # noqa: E402
-from ..evaluation.report import write_report  # noqa: E402
-from ..method.engine import StreamingEngine  # noqa: E402
-from ..method.model import load_reward_model  # noqa: E402
-from ..ros.update_listener import UpdateListener  # noqa: E402
-from ..sources.video import read_episode  # noqa: E402
-from ..options import float_between, output_folder  # noqa: E402
-from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE  # noqa: E402
-from ..stream.reward_stream import RewardStream  # noqa: E402
-from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config  # noqa: E402
+from ..errors import TopRewardError
+from ..evaluation.bag_eval import run_episode
+from ..evaluation.curve import CurveReport
+from ..evaluation.report import write_report
+from ..method.engine import StreamingEngine
+from ..method.model import load_reward_model
+from ..ros.update_listener import UpdateListener
+from ..sources.video import read_episode
+from ..options import float_between, output_folder
+from ..stream.episode_stream import DEFAULT_SAMPLE_FPS, SAMPLE_FPS_RANGE
+from ..stream.reward_stream import RewardStream
+from .common import add_model_arguments, add_scoring_arguments, model_config, run, scoring_config
 
 PROG = "topreward-demo"
 TOPIC = "/topreward_demo/camera/image_raw"
@@ -102,7 +102,8 @@ def live_run(args, output: Path, expected_frames: int) -> list[dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,

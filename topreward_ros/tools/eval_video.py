@@ -28,7 +28,8 @@ REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder ho
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
