@@ -42,8 +42,11 @@ ray_requires = ["ray>=2.31"]             # 2.31: ActorPool and the actor-death e
 # its fix (Humble has none, ros2/launch#979); >= 7.4: first with CPython 3.12 support.
 tests_require = [
     "pytest>=7.4,<9",
-    # 2.17: the config file as a positional argument (test_layers); import-linter 2.16+ needs Python 3.11
-    'import-linter>=2.17; python_version >= "3.11"',
+    # 2.15: the newest with CPython 3.10 wheels (2.16 and later need 3.11); test_layers runs it on every Python
+    "import-linter>=2.15",
+    # test_lint: the linter and type checker, each below the next release that may add findings
+    "ruff>=0.17.6,<0.18",
+    "mypy>=2.4.1,<3",
     "psutil>=6.0",                        # memory checks of the node tests; 6.0: first with aarch64 wheels
 ] + annotate_requires + ray_requires      # test_annotate runs topreward-annotate on a local Ray cluster
 # Older colcon reads tests_require; setuptools 72 and later dropped the option (and warn about it).
@@ -53,7 +56,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=[package_name, f"{package_name}.*"]),
-    package_data={f"{package_name}.method": ["prompts.yaml"]},
+    package_data={package_name: ["py.typed"], f"{package_name}.method": ["prompts.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),

@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
-from dds import Listener, ros_environment, start_camera, start_node  # noqa: E402
+from dds import Listener, ros_environment, start_camera, start_node
 
 TASK = "put the red block in the bowl"
 
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     after = [rss for t, rss in memory if t >= args.warmup]
     figures = {
         "machine": {"platform": platform.platform(), "cpus": psutil.cpu_count()},
-        "seconds": args.seconds, "sample_fps": args.sample_fps, "camera": f"30 Hz {args.size} {'jpeg' if args.transport == 'compressed' else 'rgb8'}, best effort",
+        "seconds": args.seconds, "sample_fps": args.sample_fps,
+        "camera": f"30 Hz {args.size} {'jpeg' if args.transport == 'compressed' else 'rgb8'}, best effort",
         "checkout": args.checkout or "this one",
         "updates": len(updates), "frames_scored": sum(u.get("added", 1) for _, u in updates),
         "expected_frames": int(args.seconds * args.sample_fps),

@@ -143,7 +143,8 @@ def main(argv=None) -> int:
                      "max_score_difference": difference, **memory})
         print(f"N={n}: batched {updates / pool_s:.1f} updates/s, sequential {updates / single_s:.1f} updates/s "
               f"({single_s / pool_s:.2f}x), max |diff| {difference:.2e}, memory {memory['before_mb']:.0f} -> "
-              f"{memory['full_mb']:.0f} -> {memory['after_close_mb']:.0f} MB; a batched update: ViT {memory['vision_ms']:.1f} ms, "
+              f"{memory['full_mb']:.0f} -> {memory['after_close_mb']:.0f} MB; "
+              f"a batched update: ViT {memory['vision_ms']:.1f} ms, "
               f"LM {memory['language_ms']:.1f} ms", file=sys.stderr, flush=True)
     base = rows[0]["batched_updates_per_s"] if rows and rows[0]["sessions"] == 1 else None
     where = machine().get("gpu", machine()["processor"])

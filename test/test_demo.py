@@ -12,7 +12,8 @@ def test_demo_prints_live_rewards_and_agrees_with_offline(tmp_path, tiny_model_d
     clip = tmp_path / "clip.mp4"
     assert run_tool("topreward-make-sample-video", str(clip), "--seconds", "4", "--fps", "10").returncode == 0
     result = subprocess.run([str(BIN / "topreward-demo"), str(clip), "--task", "put the red block in the bowl",
-                             "--model", str(tiny_model_dir), "--resolution", "64x64", "--output", str(tmp_path / "demo")],
+                             "--model", str(tiny_model_dir), "--resolution", "64x64",
+                             "--output", str(tmp_path / "demo")],
                             capture_output=True, text=True, timeout=400, env={**os.environ, **ros_environment()})
     assert result.returncode == 0, result.stdout + result.stderr
     live = [line for line in result.stdout.splitlines() if line.strip().startswith("live  t=")]

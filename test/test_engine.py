@@ -66,7 +66,8 @@ def test_new_frame_costs_only_its_own_tokens(reward_model, random_frames):
         update = engine.score(TASK)
     # one pair = timestamp text + <|vision_start|> + 6 video tokens + <|vision_end|>; plus the closing token and prompt
     group_tokens = len(engine.renderer.group(times[19], 6))
-    assert update.new_tokens == group_tokens + 1 + len(engine.renderer.prompt(engine.config.prompts[0].replace("{task}", TASK)))
+    prompt = engine.renderer.prompt(engine.config.prompts[0].replace("{task}", TASK))
+    assert update.new_tokens == group_tokens + 1 + len(prompt)
     assert update.cached_tokens == len(engine.renderer.prefix()) + 10 * group_tokens
 
 

@@ -12,13 +12,13 @@ import unittest
 import pytest
 
 pytest.importorskip("launch_testing", reason="launch_testing is not installed (no ROS 2 install)")
-import launch  # noqa: E402
-import launch.actions  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch
+import launch.actions
+import launch_testing.actions
+import launch_testing.asserts
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-from topreward_ros.synthetic.model import write_test_model  # noqa: E402
+from topreward_ros.synthetic.model import write_test_model
 
 pytestmark = pytest.mark.dds  # starts ROS 2 processes and talks over DDS
 

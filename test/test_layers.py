@@ -12,7 +12,9 @@ LINT = Path(sys.executable).parent / "lint-imports"
 
 
 def lint(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT), str(root / "setup.cfg"), "--no-cache"], cwd=root, capture_output=True,
+    # the contract is found in setup.cfg in root (the working directory): import-linter 2.15, the newest for
+    # CPython 3.10, takes no config file as an argument and 2.17 deprecates --config
+    return subprocess.run([str(LINT), "--no-cache"], cwd=root, capture_output=True,
                           text=True, env={"PYTHONPATH": str(root), "PATH": str(LINT.parent)}, timeout=300)
 
 

@@ -245,7 +245,8 @@ def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_di
         pool.score = failing
         listener.wait_for(lambda s: any(d[0] == 2 and "updates keep failing" in d[1] for _, d in s.diagnostics),
                           what="ERROR diagnostics while updates fail")
-        listener.wait_for(lambda s: s.diagnostics[-1][1][0] == 0 and int(s.diagnostics[-1][1][2]["failed_updates"]) == 5,
+        listener.wait_for(lambda s: s.diagnostics[-1][1][0] == 0
+                          and int(s.diagnostics[-1][1][2]["failed_updates"]) == 5,
                           what="OK again after the failures, 5 counted")
         count = len(listener.updates)
         listener.wait_for(lambda s: len(s.updates) >= count + 2, what="rewards after the failures")

@@ -144,7 +144,8 @@ def test_every_option_refuses_bad_values_before_any_work(program, module_name, t
 
 
 @pytest.mark.parametrize("program,options,expected", [
-    ("topreward-eval-video", ["clip.mp4", "--task", "t", "--fps", "1e308"], "argument --sample-fps/--fps: must be a number"),
+    ("topreward-eval-video", ["clip.mp4", "--task", "t", "--fps", "1e308"],
+     "argument --sample-fps/--fps: must be a number"),
     ("topreward-eval-video", ["clip.mp4", "--task", "t", "--output", "/proc/nope"], "cannot write in /proc"),
     ("topreward-eval-bag", ["bag", "--sample-fps", "1e308"], "argument --sample-fps: must be a number"),
     ("topreward-eval-bag", ["bag", "--output", "/proc/nope/report"], "cannot write in /proc"),

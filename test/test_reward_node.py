@@ -27,7 +27,8 @@ CONFIG = ROOT / "config" / "reward.yaml"
 def set_parameter(listener, name, value):
     kind = ParameterType.PARAMETER_DOUBLE if isinstance(value, float) else ParameterType.PARAMETER_INTEGER
     field = "double_value" if isinstance(value, float) else "integer_value"
-    request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))])
+    parameter = Parameter(name=name, value=ParameterValue(type=kind, **{field: value}))
+    request = SetParameters.Request(parameters=[parameter])
     return listener.call(SetParameters, "/topreward/set_parameters", request).results[0]
 
 

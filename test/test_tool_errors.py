@@ -35,7 +35,8 @@ def snapshot(folder):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
-    assert run_tool("topreward-make-sample-video", str(root / "clip.mp4"), "--seconds", "2", "--fps", "5").returncode == 0
+    made = run_tool("topreward-make-sample-video", str(root / "clip.mp4"), "--seconds", "2", "--fps", "5")
+    assert made.returncode == 0
     assert run_tool("topreward-make-sample-bag", str(root / "bag"), "--progress", "1.0", "--seconds", "2",
                     "--fps", "5").returncode == 0
     (root / "malformed.yaml").write_text("prompts: [unclosed")
@@ -66,7 +67,8 @@ def assert_one_error_line(result, expected: str):
     (["--prompts-file", "{root}/latin1.yaml"], "cannot read prompt file"),
     (["--output", "{root}/a_file"], "exists and is not a folder"),
     (["--output", "{root}/a_file/report"], "a_file exists and is not a folder"),
-    (["--output", "{root}/foreign"], "holds files that are not from a previous topreward-eval-video report (notes.txt)"),
+    (["--output", "{root}/foreign"],
+     "holds files that are not from a previous topreward-eval-video report (notes.txt)"),
     (["--resolution", "500x384"], "multiples of 32"),
     (["--ensemble", "11"], "ensemble size must be between 1 and 10"),
 ])

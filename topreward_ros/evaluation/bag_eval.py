@@ -88,7 +88,7 @@ def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Cur
             elif result is not None:
                 updates[k].append(result)
     curves: list[Curve | Exception] = []
-    for k, (frames, times, task, stamps) in enumerate(episodes):
+    for k, (_frames, _times, _task, stamps) in enumerate(episodes):
         if k in failed:
             curves.append(failed[k])
             continue

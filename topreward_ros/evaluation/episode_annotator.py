@@ -56,9 +56,11 @@ class AnnotateSettings:
 
     def fingerprint(self) -> dict:
         """What a resumed run must share with the run it continues (the device may differ)."""
-        reward = {name: value for name, value in self.reward.record().items() if name not in ("device", "prompts_file")}
+        reward = {name: value for name, value in self.reward.record().items()
+                  if name not in ("device", "prompts_file")}  # the prompts themselves are compared
         return json_safe({
-            **reward, "prompts": list(self.reward.scoring.prompts), "task": self.task, "listed_tasks": [list(p) for p in self.listed_tasks],
+            **reward, "prompts": list(self.reward.scoring.prompts), "task": self.task,
+            "listed_tasks": [list(p) for p in self.listed_tasks],
             "bag": {**dataclasses.asdict(self.bag), "image_topics": list(self.bag.image_topics)},
             "cameras": list(self.cameras)})
 

@@ -23,11 +23,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from ..outputs import OutputError, check_creatable, check_writable_folder  # noqa: E402
-from .curve import CurveReport  # noqa: E402
-from .metrics import format_voc  # noqa: E402
+from ..outputs import OutputError, check_creatable, check_writable_folder
+from .curve import CurveReport
+from .metrics import format_voc
 
 PARTIAL = ".topreward-partial-"  # prefix of the folders a report is built in before it is moved into place
 

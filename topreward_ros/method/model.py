@@ -8,6 +8,7 @@ from .rendering import Renderer
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -142,7 +143,7 @@ def load_reward_model(config: ModelConfig) -> RewardModel:
     if _looks_like_path(source) and not Path(source).is_dir():
         raise ModelLoadError(f"model directory not found: {source} (give a checkpoint directory or a hub id)")
     quant = quantization_config(quantization)
-    kwargs = {"dtype": dtype}
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from .frames import FrameError, pair_frames, resize_frame
+from .frames import FrameError, FramePair, pair_frames, resize_frame
 from .prompts import fill_prompt
 from .rendering import VIDEO, Renderer, Segment
 from .scoring import Score, ScoringConfig, answer_logprobs, make_score
@@ -141,7 +141,7 @@ class _Row:
     shared: Segment               # odd tail pair and the closing token, seen by every prompt
     groups: list[GroupFeatures]   # vision features of committed + shared, in token order
     prompts: list[Segment]
-    positions: torch.Tensor = None  # (3, n) MRoPE ids of linear + branches
+    positions: torch.Tensor = dataclasses.field(init=False)  # (3, n) MRoPE ids of linear + branches, set once built
 
     @functools.cached_property
     def linear(self) -> Segment:
@@ -260,11 +260,12 @@ class SessionPool:
 
     def _score(self, sessions: dict[int, Session], prompts: dict[int, list[Segment]]) -> dict[int, Update]:
         start = time.perf_counter()
-        pairs, plans = [], []
+        pairs: list[FramePair] = []
+        plans: list[tuple[int, int, bool]] = []  # (offset in pairs, new pairs, has a tail pair) per session
         for session in sessions.values():
             complete = len(session.frames) // 2
-            first, end = 2 * session.committed_pairs, 2 * complete
-            new = (pair_frames(session.frames[first:end], session.times[first:end])
+            first, stop = 2 * session.committed_pairs, 2 * complete
+            new = (pair_frames(session.frames[first:stop], session.times[first:stop])
                    if complete > session.committed_pairs else [])
             tail = (pair_frames(session.frames[-1:], session.times[-1:])
                     if len(session.frames) % 2 and session.tail is None else [])
@@ -283,8 +284,10 @@ class SessionPool:
                 committed = self.renderer.prefix() + committed
             shared = Segment([], [])
             if len(session.frames) % 2:
-                shared = self.renderer.group(session.tail.timestamp, session.tail.num_tokens)
-                groups = groups + [session.tail]
+                last = session.tail
+                assert last is not None  # encoded above, or by the update that first saw this odd frame
+                shared = self.renderer.group(last.timestamp, last.num_tokens)
+                groups = groups + [last]
             row = _Row(session, committed, shared + self.renderer.close_video(), groups, row_prompts)
             row.positions = self._positions(row)
             rows.append(row)

@@ -58,7 +58,8 @@ def play(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
     parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,

@@ -49,8 +49,8 @@ from .play_video import MAX_SETTLE, RATE_RANGE
 from .update_listener import frames_covered
 
 PROG = "topreward-replay"
-CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged", "skipped", "stride",
-              "latency_ms", "true_logprobs")
+CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged",
+              "skipped", "stride", "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0
 MAX_LOOPS = 10_000
@@ -301,7 +301,8 @@ def write_bag(args, path: Path, record: list) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
     parser.add_argument("--topics", nargs="+", help="topics to play (default: all but the marker topic)")
     parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,
@@ -323,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(or {DISCOVERY_TIMEOUT:.0f} s passed; default %(default)s)")
     parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
                         help="the node's sample_fps, to count the frames it should score (default %(default)s)")
-    parser.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE), default=DEFAULT_STAMP_TOLERANCE,
+    parser.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE),
+                        default=DEFAULT_STAMP_TOLERANCE,
                         help="the node's stamp_tolerance, to count the frames it should score (default %(default)s)")
     parser.add_argument("--image-topics", nargs="+",
                         help="the node's image topics, to count the frames it should score (default: the played "

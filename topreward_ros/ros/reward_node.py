@@ -407,7 +407,7 @@ class RewardNode(LifecycleNode):
             self._outputs["progress"].publish(Float32(data=float(update.progress)))
             self._outputs["success"].publish(Bool(data=bool(update.success)))
             self._outputs["update"].publish(String(data=json.dumps(update.as_dict())))
-        except Exception:  # noqa: BLE001 - publishers die with the context on shutdown
+        except Exception:  # publishers die with the context on shutdown
             if not self.context.ok():
                 return False
             raise
@@ -490,7 +490,7 @@ class RewardNode(LifecycleNode):
         array.header.stamp = self.get_clock().now().to_msg()
         try:
             self._diagnostics.publish(array)
-        except Exception:  # noqa: BLE001 - the context went away under a signal
+        except Exception:  # the context went away under a signal
             if self.context.ok():
                 raise
 
@@ -522,7 +522,7 @@ def main(args=None) -> int:
         print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
-    except Exception:  # noqa: BLE001 - the context went away under a signal while the node was built
+    except Exception:  # the context went away under a signal while the node was built
         if not (stopping.is_set() or not rclpy.ok()):
             raise
     if node is None or stopping.is_set() or not rclpy.ok():
@@ -538,7 +538,7 @@ def main(args=None) -> int:
         print(f"reward_node: start-up interrupted by a signal during {interrupted}; exiting", file=sys.stderr)
     except ExternalShutdownException:
         pass
-    except Exception:  # noqa: BLE001 - a callback cut short by the shutdown; anything else is a bug
+    except Exception:  # a callback cut short by the shutdown; anything else is a bug
         if rclpy.ok():
             raise
     finally:

@@ -88,7 +88,7 @@ def open_bag(path: str | Path) -> AnyReader:
         path = path.parent  # a rosbag2 recording is its directory (metadata.yaml beside the storage file)
     try:
         return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
-    except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+    except Exception as exc:  # rosbags' own code only: see _unreadable
         raise _unreadable(path, exc) from exc
 
 
@@ -98,7 +98,7 @@ def opened_bag(path: str | Path) -> Iterator[AnyReader]:
     reader = open_bag(path)
     try:
         reader.open()
-    except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+    except Exception as exc:  # rosbags' own code only: see _unreadable
         raise _unreadable(path, exc) from exc
     try:
         yield reader
@@ -121,7 +121,7 @@ def messages(reader: AnyReader, path, connections):
             message = next(iterator)
         except StopIteration:
             return
-        except Exception as exc:  # noqa: BLE001 - rosbags' own code only: see _unreadable
+        except Exception as exc:  # rosbags' own code only: see _unreadable
             raise _unreadable(path, exc) from exc
         yield message
 

@@ -40,7 +40,8 @@ class CameraSynchronizer:
         self.reset()
 
     def reset(self) -> None:
-        self.buffers = [collections.deque(maxlen=BUFFER) for _ in range(self.num_cameras)]
+        self.buffers: list[collections.deque[tuple[float, Any]]] = [
+            collections.deque(maxlen=BUFFER) for _ in range(self.num_cameras)]
 
     def add(self, camera: int, stamp: float, item: Any) -> list[tuple[float, list[Any]]]:
         """Add one camera's item; returns the (lead stamp, one item per camera) groups it completes, oldest first."""
@@ -51,7 +52,7 @@ class CameraSynchronizer:
         leads = self.buffers[0]
         while leads:
             stamp0, item0 = leads[0]
-            matches, waiting = [item0], False
+            matches, waiting, complete = [item0], False, True
             for other in self.buffers[1:]:
                 near = [(abs(s - stamp0), i) for s, i in other if abs(s - stamp0) <= self.slop]
                 newest = other[-1][0] if other else -np.inf
@@ -59,12 +60,12 @@ class CameraSynchronizer:
                     waiting = True  # a nearer one may still come
                     break
                 if not near:
-                    matches = None
+                    complete = False
                     break
                 matches.append(min(near, key=lambda pair: pair[0])[1])
             if waiting:
                 break
             leads.popleft()
-            if matches is not None:
+            if complete:
                 done.append((stamp0, matches))
         return done

@@ -105,6 +105,7 @@ class EpisodeStream:
                 added.errors.append(str(exc))
                 continue
             t = self.sampler.offer(synced_stamp)
+            assert t is not None  # the sampler wants this stamp
             added.sampled.append(SampledFrame(t, synced_stamp, frame, self._restart_pending))
             self._restart_pending = False
         return added

@@ -49,9 +49,9 @@ class LiveEpisode:
         self.backlog = backlog
         self.episode = last_episode
         self.counters = Counters()
-        self.last_message = None   # monotonic time of the last camera message
-        self.last_sample = None    # ... of the last sampled frame
-        self.last_update = None    # ... of the last published update
+        self.last_message: float | None = None   # monotonic time of the last camera message
+        self.last_sample: float | None = None    # ... of the last sampled frame
+        self.last_update: float | None = None    # ... of the last published update
         self._pending: list[tuple[int, str, SampledFrame]] = []
         self._open = False
         self._reset_through = 0    # updates of episodes up to this id are stale (reset by the user)

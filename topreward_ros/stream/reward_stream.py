@@ -149,8 +149,9 @@ def update_streams(requests: Sequence[tuple[RewardStream, Sequence[SampledFrame]
     """Update several reward streams, whose engines are sessions of one SessionPool, in one forward.
 
     Each request is (stream, new frames, task) and gets the update ``stream.update`` would give (None when
-    the stride skipped all its frames), or the exception that update would raise: a stream whose frames are refused fails alone; if the forward fails,
-    every stream in it fails with that error (its frames stay in its episode, as after a failed update).
+    the stride skipped all its frames), or the exception that update would raise: a stream whose frames are
+    refused fails alone; if the forward fails, every stream in it fails with that error (its frames stay in its
+    episode, as after a failed update).
     """
     start = time.perf_counter()
     results: list[RewardUpdate | Exception | None] = [None] * len(requests)  # None: nothing scored

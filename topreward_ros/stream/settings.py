@@ -141,7 +141,8 @@ def _checked(field: dataclasses.Field, spec: Spec, value):
 
 
 def _number(name: str, spec: Spec, value, kind: type):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+    whole = isinstance(value, (int, float)) and float(value).is_integer()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not whole):
         raise SettingsError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
     value = kind(value)
     low, high = spec.bounds or (-math.inf, math.inf)

@@ -32,7 +32,8 @@ SPECIAL_TOKENS = [
 ]
 # Qwen2/Qwen3 pre-tokenizer pattern (words keep their leading space, digits are split).
 QWEN_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"""
+    r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
 # Model shapes: "tiny" for tests, "small" for CPU benchmarks, "qwen3-vl-2b" = the real 2B config.
@@ -46,7 +47,8 @@ SHAPES: dict[str, dict] = {
     "small": {
         "text": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8,
                      num_key_value_heads=4, head_dim=32, mrope_section=[6, 5, 5]),
-        "vision": dict(depth=4, hidden_size=128, intermediate_size=512, num_heads=4, deepstack_visual_indexes=[1, 2, 3]),
+        "vision": dict(depth=4, hidden_size=128, intermediate_size=512, num_heads=4,
+                       deepstack_visual_indexes=[1, 2, 3]),
         "vocab_size": 32768,
     },
     "qwen3-vl-2b": {

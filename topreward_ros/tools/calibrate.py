@@ -96,7 +96,8 @@ def final_scores(args, reward_model, settings, default_task: str | None, entries
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("labels", help="YAML listing bag, episode and success of each labelled episode")
     parser.add_argument("--output", type=output_file, default="out/calibration/success.yaml",
                         help="params YAML to write (default %(default)s)")

@@ -17,20 +17,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import rclpy  # noqa: E402
+import matplotlib.pyplot as plt
+import rclpy
 
-from ..errors import TopRewardError  # noqa: E402
-from ..evaluation.bag_eval import run_episode  # noqa: E402
-from ..evaluation.curve import CurveReport  # noqa: E402
-from ..evaluation.report import write_report  # noqa: E402
-from ..ros.parameters import parameter_values  # noqa: E402
-from ..ros.update_listener import UpdateListener  # noqa: E402
-from ..sources.video import read_episode  # noqa: E402
-from ..options import output_folder  # noqa: E402
-from ..stream.reward_stream import RewardStream  # noqa: E402
-from ..stream.settings import RewardSettings  # noqa: E402
-from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from  # noqa: E402
+from ..errors import TopRewardError
+from ..evaluation.bag_eval import run_episode
+from ..evaluation.curve import CurveReport
+from ..evaluation.report import write_report
+from ..ros.parameters import parameter_values
+from ..ros.update_listener import UpdateListener
+from ..sources.video import read_episode
+from ..options import output_folder
+from ..stream.reward_stream import RewardStream
+from ..stream.settings import RewardSettings
+from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from
 
 PROG = "topreward-demo"
 TOPIC = "/topreward_demo/camera/image_raw"
@@ -71,8 +71,8 @@ def live_run(args, settings: RewardSettings, output: Path, expected_frames: int)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     rclpy.init()
     listener = UpdateListener(on_update=print_update)
-    node = subprocess.Popen(node_command(settings, args.task), stdout=(output / "node.log").open("w"), stderr=subprocess.STDOUT,
-                            env=env)
+    node = subprocess.Popen(node_command(settings, args.task), stdout=(output / "node.log").open("w"),
+                            stderr=subprocess.STDOUT, env=env)
     camera = None
     try:
         print(f"{PROG}: starting the reward node (log: {output / 'node.log'}) and a camera playing {args.video} ...",
@@ -96,7 +96,8 @@ def live_run(args, settings: RewardSettings, output: Path, expected_frames: int)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--output", type=output_folder, default="out/demo",
@@ -117,7 +118,8 @@ def body(argv) -> int:
     live = live_run(args, settings, output, len(frames))
     plot_path = output / "live_reward.png"
 
-    print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...", flush=True)
+    print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...",
+          flush=True)
     rewards = RewardStream.from_settings(settings)
     curve = run_episode(rewards, frames, times, args.task)
     static = run_episode(rewards, [frames[0]] * len(frames), times, args.task)

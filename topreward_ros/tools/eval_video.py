@@ -18,7 +18,7 @@ from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
-from ..options import float_between, output_folder
+from ..options import output_folder
 from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
                      settings_from, settings_of)
 
@@ -27,7 +27,8 @@ REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder ho
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--output", type=output_folder, default=None,

@@ -66,7 +66,8 @@ def write_sample_bag(path: str | Path, storage: str = "mcap", progress: tuple[fl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=new_path, help="bag directory to create (must not exist)")
     parser.add_argument("--storage", choices=sorted(STORAGES), default="mcap", help="default mcap")
     parser.add_argument("--progress", type=float_between(0.0, 1.0), nargs="+", default=[1.0, 0.5, 1.0],
