@@ -25,10 +25,13 @@ def exports(subpackage: str) -> tuple[list[str], dict[str, str], dict[str, str]]
     for node in tree.body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-            if isinstance(target, ast.Name) and target.id == "__all__":
-                names = ast.literal_eval(node.value)
+            if isinstance(target, ast.Name) and target.id == "__all__" and isinstance(node.value, ast.List):
+                names = ast.literal_eval(node.value)  # a package that exports nothing (tools/)
+            elif isinstance(target, ast.Name) and target.id == "__all__":
+                assert ast.unparse(node.value) == "sorted(_MODULE_OF)"
             if isinstance(target, ast.Name) and target.id == "_MODULE_OF":
                 table = ast.literal_eval(node.value)
+                names = sorted(table)
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             for imported in node.body:
                 assert isinstance(imported, ast.ImportFrom) and imported.level == 1
