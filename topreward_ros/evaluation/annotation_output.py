@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs import OutputError, check_creatable, check_writable_folder
+from ..outputs import OutputError, atomic_path, check_creatable, check_writable_folder, json_safe, write_text_atomic
 from ..sources.collections import Dataset, Source, part_name
 from ..sources.lerobot import LeRobotError
 from .episode_annotator import AnnotateError, AnnotateSettings, Outcome
 from .metrics import format_voc, min_max_progress
-from .report import atomic_path, json_safe, write_text_atomic
 
 log = logging.getLogger(__name__)
 

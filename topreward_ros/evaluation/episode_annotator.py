@@ -17,6 +17,7 @@ import time
 from ..errors import TopRewardError
 from ..method.sessions import session_cache_bytes
 from ..method.model import load_reward_model
+from ..outputs import json_safe
 from ..sources import lerobot
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
@@ -25,7 +26,6 @@ from ..stream.episode_stream import DEFAULT_MAX_GAP
 from ..stream.reward_stream import RewardStream, session_pool
 from ..stream.settings import RewardSettings
 from .bag_eval import run_episodes
-from .report import json_safe
 
 
 class AnnotateError(TopRewardError):
