@@ -18,9 +18,10 @@ import sys
 
 from ..errors import TopRewardError
 from ..evaluation.annotate import DEFAULT_MAX_ATTEMPTS, annotate
-from ..evaluation.annotation_output import RABC_MODES, check_output, run_record
+from ..evaluation.annotation_folder import check_output, run_record
 from ..evaluation.episode_annotator import AnnotateSettings, Annotator, BagOptions
 from ..evaluation.metrics import format_voc
+from ..evaluation.rabc_progress import RABC_MODES
 from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TIMEOUT, LocalPool, RayPool
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
