@@ -25,25 +25,21 @@ from .annotation_folder import (check_output, progress_path, read_part_rows, run
 from .annotation_summary import markdown, summarize
 from .episode_annotator import AnnotateError, AnnotateSettings, Job, Outcome
 from .rabc_progress import RABC_MODES, write_progress
-from .worker_pool import Lost
+from .worker_pool import Lost, WorkerPool
 
 DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
 class RunResult:
-    summary: dict
+    summary: dict     # summary.json's content
     output: Path
 
-    @property
-    def failed(self) -> int:
-        return self.summary["failed"]
 
-
-def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str | Path, pool, *,
+def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str | Path, pool: WorkerPool, *,
              max_attempts: int = DEFAULT_MAX_ATTEMPTS, retry_failed: bool = False, rabc: str = "causal",
-             show_progress: bool = True, after_part: Callable | None = None, run_info: dict | None = None
-             ) -> RunResult:
+             show_progress: bool = True, after_part: Callable[[Path, Outcome, WorkerPool], None] | None = None,
+             run_info: dict | None = None) -> RunResult:
     """Score every episode of ``sources`` not already in ``output`` with ``pool`` (started), then assemble the
     tables. ``after_part(path, outcome, pool)`` is called after each part is written (tests use it)."""
     from tqdm import tqdm
@@ -150,7 +146,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     wall = time.perf_counter() - started
     info = {"this_run_episodes": completed, "resumed_episodes": resumed, "wall_seconds": wall,
             "episodes_per_hour": completed / wall * 3600 if wall > 0 and completed else None,
-            "execution": getattr(pool, "description", ""), "workers_replaced": getattr(pool, "replaced", 0),
+            "execution": pool.description, "workers_replaced": pool.replaced,
             **(run_info or {})}
     return RunResult(assemble(output, sources, settings, rabc, info), output)
 
