@@ -43,6 +43,7 @@ from ..sources.bags import COMPRESSED, IMAGE, STRING, decoded, messages, opened_
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
 from ..options import float_between, int_between, new_path, output_file
+from ..outputs import atomic_path
 from ..stream.episode_stream import (DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, SAMPLE_FPS_RANGE,
                                      STAMP_TOLERANCE_RANGE, EpisodeStream)
 from .play_video import MAX_SETTLE, RATE_RANGE
@@ -255,18 +256,13 @@ def write_outputs(args, replayer: Replayer, expected: int) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     with replayer.lock:
         updates, record = list(replayer.updates), list(replayer.record)
-    partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # renamed into place once complete
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for update in updates:
-                writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
-                                 "stamp": repr(update["stamp"]), "time": repr(update["time"]),
-                                 "score": repr(update["score"]), "reward": repr(update["reward"])})
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(output) as partial, partial.open("x", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for update in updates:
+            writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
+                             "stamp": repr(update["stamp"]), "time": repr(update["time"]),
+                             "score": repr(update["score"]), "reward": repr(update["reward"])})
     if args.record_bag:
         write_bag(args, Path(args.record_bag), record)
     print(f"played {args.bag} ({args.loop} time(s) at {args.rate:g}x); recorded {len(updates)} updates covering "

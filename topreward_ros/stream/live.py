@@ -51,7 +51,6 @@ class LiveEpisode:
         self.counters = Counters()
         self.last_message: float | None = None   # monotonic time of the last camera message
         self.last_sample: float | None = None    # ... of the last sampled frame
-        self.last_update: float | None = None    # ... of the last published update
         self._pending: list[tuple[int, str, SampledFrame]] = []
         self._open = False
         self._reset_through = 0    # updates of episodes up to this id are stale (reset by the user)
@@ -145,7 +144,6 @@ class LiveEpisode:
             self.counters.updates += 1
             self.counters.merged += merged
             self.counters.failing_in_a_row = 0
-            self.last_update = time.monotonic()
 
     def record_skipped(self, frames: int) -> None:
         """Frames the stride skipped without an update: the next update's ``added`` covers them."""
