@@ -242,7 +242,8 @@ def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener)
     try:
         wait_for_diagnostics(listener, 3, lambda d: d[2]["state"] == "unconfigured", "an unconfigured node")
         assert not listener.updates  # autostart false: nothing happens on its own
-        assert change_state(listener, Transition.TRANSITION_CONFIGURE)
+        assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # creates the outputs
+        listener.wait_for_update_publisher()  # so that each episode is heard from its first update
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
         first = scores_a_new_episode(0, TASK)
 
@@ -262,7 +263,9 @@ def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener)
         assert change_state(listener, Transition.TRANSITION_CLEANUP)
         listener.wait_for(lambda s: s.diagnostics[-1][1][2]["state"] == "unconfigured" and
                           s.diagnostics[-1][1][2]["device"] == "", what="the model released")
+        listener.wait_for_update_publisher(matched=False)  # cleanup destroyed the outputs
         assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # and it loads again
+        listener.wait_for_update_publisher()
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
         scores_a_new_episode(second, "open the drawer")  # episode ids go on: consumers never see one twice
 
