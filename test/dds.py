@@ -178,7 +178,7 @@ class Listener:
         self.lock = threading.Lock()
         self.updates, self.rewards, self.successes, self.diagnostics = [], [], [], []
         self.status_name = f"{node.lstrip('/')}: reward"
-        self.node.create_subscription(String, f"{node}/update", self._on_update, 100)
+        self.update_subscription = self.node.create_subscription(String, f"{node}/update", self._on_update, 100)
         self.node.create_subscription(Float32, f"{node}/reward", lambda m: self._add(self.rewards, m.data), 100)
         self.node.create_subscription(Bool, f"{node}/success", lambda m: self._add(self.successes, m.data), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -208,6 +208,12 @@ class Listener:
                     return
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_for_update_publisher(self, matched: bool = True) -> None:
+        """Wait until the subscription to the node's updates has (``matched``) or has no matched publisher.
+        The outputs are volatile: an update published before the match never arrives."""
+        self.wait_for(lambda s: (s.update_subscription.get_publisher_count() > 0) == matched,
+                      what=f"the node's update publisher {'matched' if matched else 'gone'}")
 
     def call(self, service_type, name: str, request):
         from topreward_ros.ros.replay import call_service

@@ -23,7 +23,7 @@ from ..method.model import load_reward_model
 from ..method.sessions import SessionPool
 from .episode_stream import SampledFrame
 from .online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, CausalProgress, SuccessDetector
-from .settings import REWARD_TYPES, RewardSettings
+from .settings import REWARD_TYPES, RewardSettings, checked_live
 
 
 class RewardStreamError(TopRewardError, ValueError):
@@ -103,6 +103,14 @@ class RewardStream:
         self._previous = None
         self._unreported = 0
         self._skipped = 0
+
+    def change(self, **settings) -> None:
+        """Change settings that may change while the stream runs (``settings.LIVE_SETTINGS``), from the
+        next update on; a SettingsError for any other setting or a value out of range."""
+        settings = checked_live(settings)
+        self.reward_type = settings.get("reward_type", self.reward_type)
+        self.success.threshold = settings.get("success_threshold", self.success.threshold)
+        self.success.consecutive = settings.get("success_consecutive", self.success.consecutive)
 
     def check_task(self, task: str) -> str:
         """The task, stripped, if every prompt renders with it (length, no special tokens); else an error."""
