@@ -16,7 +16,9 @@ import launch_standins
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DISCOVERY_TIMEOUT = 30.0
+# How long a test waits for an event (discovery, a node's first rewards): a bound against hanging, not a
+# performance claim. A busy 2-core machine has taken close to 30 s to load two nodes' models.
+DISCOVERY_TIMEOUT = 120.0
 # Domains a test run may take: valid for Fast DDS on any OS (0..101 keep its ports below Linux's
 # ephemeral range), clear of 0 (every ROS user's default) and of 100..199 (100 + pid % 100, the
 # choice of older checkouts, which hold no lock).
