@@ -210,7 +210,7 @@ class Listener:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def call(self, service_type, name: str, request):
-        from topreward_ros.ros.replay import call_service
+        from topreward_ros.tools.replay import call_service
 
         return call_service(self.node, service_type, name, request)
 

@@ -279,7 +279,7 @@ def test_bad_bag_messages_are_described_three_times_per_topic_then_counted(tmp_p
 @pytest.fixture(scope="module")
 def replay():
     pytest.importorskip("rclpy")
-    from topreward_ros.ros import replay
+    from topreward_ros.tools import replay
 
     return replay
 

@@ -46,7 +46,7 @@ from ..options import float_between, int_between, new_path, output_file
 from ..stream.episode_stream import (DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, SAMPLE_FPS_RANGE,
                                      STAMP_TOLERANCE_RANGE, EpisodeStream)
 from .play_video import MAX_SETTLE, RATE_RANGE
-from .update_listener import frames_covered
+from ..ros.update_listener import frames_covered
 
 PROG = "topreward-replay"
 CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged",
