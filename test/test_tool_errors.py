@@ -19,6 +19,7 @@ from rosbags.typesys import Stores, get_typestore
 from topreward_ros.evaluation.report import check_report_folder, staged_report
 from topreward_ros.outputs import OutputError
 from topreward_ros.sources.bags import WARNINGS_PER_TOPIC, open_bag, read_episodes
+from topreward_ros.stream.reward_stream import RewardUpdate
 from topreward_ros.synthetic.scene import render_scene
 
 from test_eval_video import run_tool
@@ -286,20 +287,24 @@ def replay():
 
 class FakeReplayer:
     def __init__(self, updates):
+        from topreward_ros.ros.update_listener import ReceivedUpdates
+
         self.lock = threading.Lock()
-        self.updates, self.record = updates, []
+        self.updates, self.record = ReceivedUpdates(), []
+        for update in updates:
+            self.updates.add(update.to_json())
 
 
 def updates_covering(*added):
-    return [{"episode": 0, "task": TASK, "stamp": 1.0 + i, "time": float(i), "reward": -1.0, "score": -1.0,
-             "progress": 0.0, "success": False, "frames": i + 1, "added": n, "merged": 1, "stride": 1,
-             "latency_ms": 1.0, "true_logprobs": [-1.0]} for i, n in enumerate(added)]
+    return [RewardUpdate(episode=0, task=TASK, stamp=1.0 + i, time=float(i), reward=-1.0, score=-1.0, progress=0.0,
+                         success=False, true_logprobs=(-1.0,), false_logprobs=(-2.0,), frames=i + 1, stride=1,
+                         added=n, skipped=0, latency_ms=1.0) for i, n in enumerate(added)]
 
 
 def test_replay_compares_the_frames_the_updates_cover_with_the_frames_played(replay):
-    """Unit level (no DDS): merged updates count their `added` frames; an update without it counts one."""
+    """Unit level (no DDS): merged updates count their `added` frames (a record without `added` is refused
+    as it is read: test_update_fields)."""
     assert replay.frames_covered(updates_covering(1, 3, 1)) == 5
-    assert replay.frames_covered([{"frames": 1}, {"frames": 2}]) == 2
     assert replay.coverage_error(updates_covering(1, 3, 1), 5) is None
     assert replay.coverage_error(updates_covering(1, 3, 1, 1), 5) is None
     message = replay.coverage_error(updates_covering(1, 3), 5)

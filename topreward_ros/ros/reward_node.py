@@ -406,7 +406,7 @@ class RewardNode(LifecycleNode):
             self._outputs["reward"].publish(Float32(data=float(update.reward)))
             self._outputs["progress"].publish(Float32(data=float(update.progress)))
             self._outputs["success"].publish(Bool(data=bool(update.success)))
-            self._outputs["update"].publish(String(data=json.dumps(update.as_dict())))
+            self._outputs["update"].publish(String(data=update.to_json()))
         except Exception:  # publishers die with the context on shutdown
             if not self.context.ok():
                 return False

@@ -45,12 +45,11 @@ from ..errors import TopRewardError
 from ..options import float_between, int_between, new_path, output_file
 from ..stream.episode_stream import (DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, SAMPLE_FPS_RANGE,
                                      STAMP_TOLERANCE_RANGE, EpisodeStream)
+from ..stream.reward_stream import RewardUpdate
+from ..ros.update_listener import ReceivedUpdates, frames_covered
 from .play_video import MAX_SETTLE, RATE_RANGE
-from ..ros.update_listener import frames_covered
 
 PROG = "topreward-replay"
-CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged",
-              "skipped", "stride", "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0
 MAX_LOOPS = 10_000
@@ -85,7 +84,7 @@ class Replayer:
     def __init__(self, node, node_name: str, record_bag: Path | None):
         self.node = node
         self.lock = threading.Lock()
-        self.updates: list[dict] = []
+        self.updates = ReceivedUpdates()
         self.last_update = time.monotonic()
         self.record = []  # (topic, msgtype, log time ns, serialized)
         self.record_bag = record_bag
@@ -100,7 +99,7 @@ class Replayer:
         with self.lock:
             self.last_update = time.monotonic()
             if name == "update":
-                self.updates.append(json.loads(deserialize_message(data, String).data))
+                self.updates.add(deserialize_message(data, String).data)
             if self.record_bag:
                 self.record.append((name, msgtype, time.time_ns(), data))
 
@@ -108,9 +107,8 @@ class Replayer:
         """Wait until the node's updates cover ``frames`` sampled frames (or ``timeout`` s pass)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.lock:
-                if frames_covered(self.updates) >= frames:
-                    return
+            if self.updates.frames_covered() >= frames:
+                return
             time.sleep(0.01)
 
     def call(self, service_type, name: str, request):
@@ -127,7 +125,7 @@ class Replayer:
         self.call(Trigger, "reset", Trigger.Request())
 
 
-def coverage_error(updates: list[dict], expected: int) -> str | None:
+def coverage_error(updates: list[RewardUpdate], expected: int) -> str | None:
     """Why the replay failed when the updates cover fewer frames than were played for scoring, else None."""
     covered = frames_covered(updates)
     if covered >= expected:
@@ -253,17 +251,19 @@ def write_outputs(args, replayer: Replayer, expected: int) -> int:
     """The CSV (and the bag) of what the node published; 1 when its updates cover fewer than ``expected`` frames."""
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    updates = replayer.updates.so_far()
     with replayer.lock:
-        updates, record = list(replayer.updates), list(replayer.record)
+        record = list(replayer.record)
     partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # renamed into place once complete
     try:
         with partial.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
+            columns = RewardUpdate.published_fields()
+            writer = csv.writer(f)
+            writer.writerow(columns)
             for update in updates:
-                writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
-                                 "stamp": repr(update["stamp"]), "time": repr(update["time"]),
-                                 "score": repr(update["score"]), "reward": repr(update["reward"])})
+                record = update.to_dict()  # the log-probs as JSON lists; floats are written as repr() writes them
+                writer.writerow([json.dumps(record[name]) if isinstance(record[name], list) else record[name]
+                                 for name in columns])
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
