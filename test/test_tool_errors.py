@@ -20,6 +20,7 @@ from topreward_ros.evaluation.report import check_report_folder, staged_report
 from topreward_ros.outputs import OutputError
 from topreward_ros.sources.bags import WARNINGS_PER_TOPIC, open_bag, read_episodes
 from topreward_ros.stream.reward_stream import RewardUpdate
+from topreward_ros.stream.settings import RewardSettings
 from topreward_ros.synthetic.scene import render_scene
 
 from test_eval_video import run_tool
@@ -331,7 +332,7 @@ def test_replay_counts_the_frames_eval_bag_samples(replay, inputs):
                               wait_for=["/camera/image_raw"], sample_fps=2.0, loop=1)
     chosen, image_topics = replay.topics_to_play(args)
     assert image_topics == ["/camera/image_raw"] and "/camera/image_raw/compressed" in chosen
-    counted = replay.SampledFrames(image_topics, 2.0)
+    counted = replay.SampledFrames(image_topics, RewardSettings(sample_fps=2.0))
     with open_bag(inputs / "bag") as reader:
         for connection, timestamp, rawdata in reader.messages():
             if connection.topic in counted.camera_of:
