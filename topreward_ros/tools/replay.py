@@ -263,8 +263,8 @@ def write_outputs(args, replayer: Replayer, expected: int) -> int:
             writer = csv.writer(f)
             writer.writerow(columns)
             for update in updates:
-                record = update.to_dict()  # the log-probs as JSON lists; floats are written as repr() writes them
-                writer.writerow([json.dumps(record[name]) if isinstance(record[name], list) else record[name]
+                values = update.to_dict()  # the log-probs as JSON lists; floats are written as repr() writes them
+                writer.writerow([json.dumps(values[name]) if isinstance(values[name], list) else values[name]
                                  for name in columns])
         os.replace(partial, output)
     finally:
