@@ -11,7 +11,6 @@ updates; it never loses a sampled frame. /diagnostics: ``diagnostics``; the prog
 from __future__ import annotations
 
 import gc
-import json
 import threading
 from functools import partial
 
@@ -337,7 +336,7 @@ class RewardNode(LifecycleNode):
             self._outputs["reward"].publish(Float32(data=float(update.reward)))
             self._outputs["progress"].publish(Float32(data=float(update.progress)))
             self._outputs["success"].publish(Bool(data=bool(update.success)))
-            self._outputs["update"].publish(String(data=json.dumps(update.as_dict())))
+            self._outputs["update"].publish(String(data=update.to_json()))
         except Exception:  # publishers die with the context on shutdown
             if not self.context.ok():
                 return False
