@@ -157,30 +157,35 @@ class RewardNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        self._remove_subscriptions()
+        self._stop_scoring()
         self._state = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._remove_outputs()
-        self._release_model()
+        self._unconfigure()
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        self._remove_subscriptions()
-        self._remove_outputs()
-        self._release_model()
+        self._stop_scoring()
+        self._unconfigure()
         self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
-        self._remove_subscriptions()
+        self._stop_scoring()
         self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
+
+    def _stop_scoring(self) -> None:
+        """Undo activate: the worker ends, the cameras are unsubscribed."""
+        self._stop_worker()
+        self._remove_subscriptions()
+
+    def _unconfigure(self) -> None:
+        """Undo configure: the outputs go, the model is released."""
+        self._remove_outputs()
+        self._release_model()
 
     def _remove_subscriptions(self) -> None:
         for subscription in self._camera_subscriptions:

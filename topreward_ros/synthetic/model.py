@@ -38,26 +38,21 @@ QWEN_PRETOKENIZE_REGEX = (
 
 # Model shapes: "tiny" for tests, "small" for CPU benchmarks, "qwen3-vl-2b" = the real 2B config.
 SHAPES: dict[str, dict] = {
-    "tiny": {
-        "text": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                     num_key_value_heads=2, head_dim=16, mrope_section=[4, 2, 2]),
-        "vision": dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, deepstack_visual_indexes=[0, 1, 2]),
-        "vocab_size": None,
-    },
-    "small": {
-        "text": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8,
-                     num_key_value_heads=4, head_dim=32, mrope_section=[6, 5, 5]),
-        "vision": dict(depth=4, hidden_size=128, intermediate_size=512, num_heads=4,
-                       deepstack_visual_indexes=[1, 2, 3]),
-        "vocab_size": 32768,
-    },
-    "qwen3-vl-2b": {
-        "text": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
-                     num_key_value_heads=8, head_dim=128, mrope_section=[24, 20, 20]),
-        "vision": dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16,
-                       deepstack_visual_indexes=[5, 11, 17]),
-        "vocab_size": 151936,
-    },
+    "tiny": {"vocab_size": None,  # the trained test tokenizer's own
+             "text": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=16, mrope_section=[4, 2, 2]),
+             "vision": dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2,
+                            deepstack_visual_indexes=[0, 1, 2])},
+    "small": {"vocab_size": 32768,
+              "text": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=6, num_attention_heads=8,
+                           num_key_value_heads=4, head_dim=32, mrope_section=[6, 5, 5]),
+              "vision": dict(depth=4, hidden_size=128, intermediate_size=512, num_heads=4,
+                             deepstack_visual_indexes=[1, 2, 3])},
+    "qwen3-vl-2b": {"vocab_size": 151936,
+                    "text": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                                 num_key_value_heads=8, head_dim=128, mrope_section=[24, 20, 20]),
+                    "vision": dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16,
+                                   deepstack_visual_indexes=[5, 11, 17])},
 }
 
 # The real Qwen3-VL processor settings (preprocessor_config.json / video_preprocessor_config.json).
