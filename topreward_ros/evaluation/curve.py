@@ -11,6 +11,7 @@ from ..method.engine import StreamingEngine
 from .metrics import min_max_progress, prefix_lengths, voc
 from ..method.reference import ReferenceScorer
 from ..method.scoring import Score, ScoringConfig
+from ..stream.episode import Episode
 from ..stream.reward_stream import RewardUpdate
 
 DEFAULT_PREFIXES = 15
@@ -36,6 +37,14 @@ class Curve:
     @property
     def voc(self) -> float:
         return voc(self.values)
+
+
+def updates_curve(episode: Episode, updates: list[RewardUpdate], contrastive: bool) -> Curve:
+    """The curve of an episode scored through the reward stream (``stream.episode.run_episode``): one point
+    per update, stamped where the episode has stamps."""
+    return Curve(lengths=[u.frames for u in updates], times=[u.time for u in updates],
+                 scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates],
+                 stamps=[u.stamp for u in updates] if episode.stamps is not None else None, updates=updates)
 
 
 @dataclasses.dataclass

@@ -379,10 +379,10 @@ class RewardNode(LifecycleNode):
     def _work(self) -> None:
         live, rewards = self._live, self._rewards
         while (batch := live.take()) is not None:
-            if batch.episode != rewards.episode:
-                rewards.reset(batch.episode)
+            if batch.index != rewards.episode:
+                rewards.reset(batch.index)
             try:
-                update = rewards.update(batch.frames, batch.task)
+                update = rewards.update(batch.sampled(), batch.task)
             except Exception as exc:  # noqa: BLE001 - an update must never take the thread down
                 live.record_failure()
                 self.get_logger().error(f"update failed ({type(exc).__name__}): {exc}",

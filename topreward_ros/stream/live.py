@@ -3,8 +3,8 @@
 All episode state of the live path lives here: the episode id and task, the frame stream
 (pairing, sampling, restarts), the frames sampled but not yet scored, and the counters the
 node reports. The subscription thread calls ``add``; the inference thread calls ``take``,
-which waits and returns every frame sampled since its last call (one episode at a time),
-so a slow model merges updates and never loses a sampled frame.
+which waits and returns every frame sampled since its last call (one episode at a time, as an
+Episode holding that part of it), so a slow model merges updates and never loses a sampled frame.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import dataclasses
 import threading
 import time
 
+from .episode import Episode
 from .episode_stream import Added, EpisodeStream, SampledFrame
+
+LIVE = "live"  # the source of the node's episodes
 
 
 @dataclasses.dataclass
@@ -30,13 +33,6 @@ class Counters:
     failing_in_a_row: int = 0
     restarts: int = 0          # episodes started by stamps going back or jumping
     late: int = 0              # messages (camera groups) dropped: stamped within the tolerance before the previous
-
-
-@dataclasses.dataclass(frozen=True)
-class Batch:
-    episode: int
-    task: str
-    frames: list[SampledFrame]
 
 
 class LiveEpisode:
@@ -121,8 +117,9 @@ class LiveEpisode:
             self._pending.clear()
             self._cond.notify_all()
 
-    def take(self) -> Batch | None:
-        """Wait for sampled frames; every pending frame of the oldest episode, or None once closed."""
+    def take(self) -> Episode | None:
+        """Wait for sampled frames; every pending frame of the oldest episode (the part of it sampled since the
+        last take, timed from its first frame, with header stamps), or None once closed."""
         with self._cond:
             while self._open and not self._pending:
                 self._cond.wait()
@@ -133,7 +130,8 @@ class LiveEpisode:
             count = next((i for i, (e, _, _) in enumerate(self._pending) if e != episode), len(self._pending))
             frames = [sampled for _, _, sampled in self._pending[:count]]
             del self._pending[:count]
-            return Batch(episode, task, frames)
+            return Episode(LIVE, episode, task, frames=[f.frame for f in frames], times=[f.time for f in frames],
+                           stamps=[f.stamp for f in frames])
 
     def is_current(self, episode: int) -> bool:
         """False once the user reset past this episode: its update is stale and not published."""

@@ -21,13 +21,13 @@ import matplotlib.pyplot as plt
 import rclpy
 
 from ..errors import TopRewardError
-from ..evaluation.bag_eval import run_episode
-from ..evaluation.curve import CurveReport
+from ..evaluation.curve import CurveReport, updates_curve
 from ..evaluation.report import write_report
 from ..ros.parameters import parameter_values
 from ..ros.update_listener import UpdateListener
 from ..sources.video import read_episode
 from ..options import output_folder
+from ..stream.episode import run_episode
 from ..stream.reward_stream import RewardStream
 from ..stream.settings import RewardSettings
 from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from
@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    frames, times = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
+    episode = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
+    episode.task = args.task
+    frames = episode.frames
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -121,8 +123,10 @@ def body(argv) -> int:
     print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...",
           flush=True)
     rewards = RewardStream.from_settings(settings)
-    curve = run_episode(rewards, frames, times, args.task)
-    static = run_episode(rewards, [frames[0]] * len(frames), times, args.task)
+    contrastive = rewards.engine.config.contrastive
+    curve = updates_curve(episode, run_episode(rewards, episode), contrastive)
+    static_control = episode.static_control()
+    static = updates_curve(static_control, run_episode(rewards, static_control), contrastive)
     write_report(CurveReport(curve=curve, static=static), {"video": args.video, "task": args.task},
                  output / "offline")
     plot(live, curve.times, curve.values, plot_path)
