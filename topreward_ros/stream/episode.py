@@ -23,8 +23,8 @@ class Episode:
     frames: list[np.ndarray] = dataclasses.field(default_factory=list)
     times: list[float] = dataclasses.field(default_factory=list)
     stamps: list[float] | None = None          # None where the source has no stamps
-    frame_indices: list[int] | None = None     # each frame's number in its source (a video's frame in decoding
-                                               # order, a LeRobot frame_index), where it has them
+    frame_indices: list[int] | None = None     # each frame's number in its source (a video's, counted in
+                                               # presentation order; a LeRobot frame_index), where it has them
     source_frames: int | None = None           # frames in the source before sampling, where known
 
     def static_control(self) -> Episode:
