@@ -12,14 +12,14 @@ from ..exports import lazy_exports
 if TYPE_CHECKING:
     from .bag_eval import evaluate_episodes, summarize
     from .calibration import Calibration, CalibrationError, calibrate
-    from .curve import Curve, CurveReport, evaluate_video, updates_curve
+    from .curve import Curve, CurveReport, evaluate_video, stream_curve
     from .episode_annotator import AnnotateSettings, Annotator
     from .metrics import format_voc, min_max_progress, voc
     from .report import write_report
 
 _MODULE_OF = {"evaluate_episodes": "bag_eval", "summarize": "bag_eval", "Calibration": "calibration",
               "CalibrationError": "calibration", "calibrate": "calibration", "Curve": "curve", "CurveReport": "curve",
-              "evaluate_video": "curve", "updates_curve": "curve", "AnnotateSettings": "episode_annotator",
+              "evaluate_video": "curve", "stream_curve": "curve", "AnnotateSettings": "episode_annotator",
               "Annotator": "episode_annotator", "format_voc": "metrics", "min_max_progress": "metrics",
               "voc": "metrics", "write_report": "report"}
 __all__ = sorted(_MODULE_OF)

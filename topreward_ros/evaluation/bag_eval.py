@@ -14,10 +14,10 @@ from tqdm import tqdm
 
 from ..errors import TopRewardError
 from ..sources.bags import BagEpisodes
-from ..stream.episode import Episode, run_episode
+from ..stream.episode import Episode
 from ..stream.reward_stream import RewardStream
 from ..stream.settings import RewardSettings
-from .curve import CurveReport, updates_curve
+from .curve import CurveReport, stream_curve
 
 
 @dataclasses.dataclass
@@ -60,17 +60,15 @@ def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dic
 def evaluate_episodes(reward_model, settings: RewardSettings, bag: BagEpisodes, tasks: list[str],
                       show_progress: bool = True) -> list[EpisodeResult]:
     rewards = RewardStream.from_settings(settings, reward_model)
-    contrastive = rewards.engine.config.contrastive
     results = []
     for episode, task in tqdm(list(zip(bag.episodes, tasks)), desc="episodes", unit="episode",
                               disable=not show_progress):
         start = time.perf_counter()
         episode = dataclasses.replace(episode, task=task)
         try:
-            curve = updates_curve(episode, run_episode(rewards, episode), contrastive)
+            curve = stream_curve(rewards, episode)
             seconds = time.perf_counter() - start
-            static_control = episode.static_control()
-            static = updates_curve(static_control, run_episode(rewards, static_control), contrastive)
+            static = stream_curve(rewards, episode.static_control())
         except TopRewardError as exc:
             results.append(EpisodeResult(episode.index, task, None, time.perf_counter() - start, str(exc)))
             continue

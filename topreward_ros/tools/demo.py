@@ -21,13 +21,12 @@ import matplotlib.pyplot as plt
 import rclpy
 
 from ..errors import TopRewardError
-from ..evaluation.curve import CurveReport, updates_curve
+from ..evaluation.curve import CurveReport, stream_curve
 from ..evaluation.report import write_report
 from ..ros.parameters import parameter_values
 from ..ros.update_listener import UpdateListener
 from ..sources.video import read_episode
 from ..options import output_folder
-from ..stream.episode import run_episode
 from ..stream.reward_stream import RewardStream
 from ..stream.settings import RewardSettings
 from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from
@@ -123,10 +122,8 @@ def body(argv) -> int:
     print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...",
           flush=True)
     rewards = RewardStream.from_settings(settings)
-    contrastive = rewards.engine.config.contrastive
-    curve = updates_curve(episode, run_episode(rewards, episode), contrastive)
-    static_control = episode.static_control()
-    static = updates_curve(static_control, run_episode(rewards, static_control), contrastive)
+    curve = stream_curve(rewards, episode)
+    static = stream_curve(rewards, episode.static_control())
     write_report(CurveReport(curve=curve, static=static), {"video": args.video, "task": args.task},
                  output / "offline")
     plot(live, curve.times, curve.values, plot_path)
