@@ -16,7 +16,9 @@ import launch_standins
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-DISCOVERY_TIMEOUT = 30.0
+# How long a test waits for an event (discovery, a node's first rewards): a bound against hanging, not a
+# performance claim. A busy 2-core machine has taken close to 30 s to load two nodes' models.
+DISCOVERY_TIMEOUT = 120.0
 # Domains a test run may take: valid for Fast DDS on any OS (0..101 keep its ports below Linux's
 # ephemeral range), clear of 0 (every ROS user's default) and of 100..199 (100 + pid % 100, the
 # choice of older checkouts, which hold no lock).
@@ -178,7 +180,7 @@ class Listener:
         self.lock = threading.Lock()
         self.updates, self.rewards, self.successes, self.diagnostics = [], [], [], []
         self.status_name = f"{node.lstrip('/')}: reward"
-        self.node.create_subscription(String, f"{node}/update", self._on_update, 100)
+        self.update_subscription = self.node.create_subscription(String, f"{node}/update", self._on_update, 100)
         self.node.create_subscription(Float32, f"{node}/reward", lambda m: self._add(self.rewards, m.data), 100)
         self.node.create_subscription(Bool, f"{node}/success", lambda m: self._add(self.successes, m.data), 100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
@@ -209,8 +211,14 @@ class Listener:
             time.sleep(0.05)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
+    def wait_for_update_publisher(self, matched: bool = True) -> None:
+        """Wait until the subscription to the node's updates has (``matched``) or has no matched publisher.
+        The outputs are volatile: an update published before the match never arrives."""
+        self.wait_for(lambda s: (s.update_subscription.get_publisher_count() > 0) == matched,
+                      what=f"the node's update publisher {'matched' if matched else 'gone'}")
+
     def call(self, service_type, name: str, request):
-        from topreward_ros.ros.replay import call_service
+        from topreward_ros.tools.replay import call_service
 
         return call_service(self.node, service_type, name, request)
 

@@ -164,7 +164,7 @@ def baseline(collection, tiny_model_dir, reward_model, tmp_path_factory):
     output = tmp_path_factory.mktemp("baseline") / "run"
     result = annotate(find_sources(collection), settings, output, LocalPool(Annotator(settings, reward_model)),
                       show_progress=False)
-    assert result.failed == 0, result.summary["failures"]
+    assert result.summary["failed"] == 0, result.summary["failures"]
     return output
 
 
@@ -181,6 +181,13 @@ def ray_cluster():
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+def actor_pids(pool: RayPool) -> list[int]:
+    """Each worker's process id, asked of its actor (which answers once it is idle)."""
+    import ray
+
+    return [pid for pid, *_ in ray.get([actor.ready.remote() for actor in pool.actors])]
+
 
 def table(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
@@ -293,7 +300,7 @@ def test_batched_episodes_give_the_tables_of_one_at_a_time(collection, tiny_mode
 
     result = annotate(find_sources(collection), settings, tmp_path / "run",
                       RecordingPool(Annotator(settings, reward_model, args.batch_episodes)), show_progress=False)
-    assert result.failed == 0
+    assert result.summary["failed"] == 0
     assert max(batches) > 2 and sum(batches) == len(EXPECTED)
     assert_same_run(tmp_path / "run", baseline)
 
@@ -333,12 +340,13 @@ def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collec
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=batch)
     pool.start()
+    pids = actor_pids(pool)
     killed = []
 
     def kill_a_busy_worker(path, outcome, pool):
-        if not killed:
-            worker = pool.busy()[0]  # one still scoring
-            killed.append(pool.pid(worker))
+        if not killed:  # the worker that did not give this result is still scoring its batch
+            finished = int(outcome.row.worker.rsplit(":", 1)[1])
+            killed.append(next(pid for pid in pids if pid != finished))
             os.kill(killed[0], signal.SIGKILL)
 
     try:
@@ -347,7 +355,7 @@ def test_a_killed_worker_is_replaced_and_its_episode_retried(ray_cluster, collec
     finally:
         pool.close()
     assert killed and pool.replaced == 1
-    assert result.failed == 0
+    assert result.summary["failed"] == 0 and result.summary["run"]["workers_replaced"] == 1
     episodes = table(tmp_path / "run" / "episodes.parquet")
     retried = sum(r["attempts"] == 2 for r in episodes)
     assert sorted(r["attempts"] for r in episodes) == [1] * (7 - retried) + [2] * retried
@@ -364,14 +372,14 @@ def test_an_episode_whose_worker_keeps_dying_is_recorded_failed_with_the_reason(
                                                   *common_args(tiny_model_dir)]))
     pool = RayPool(settings, ray_cluster, workers=2, batch_episodes=1)
     pool.start()
-    dead = pool.pid(0)
+    dead = actor_pids(pool)[0]
     os.kill(dead, signal.SIGKILL)  # before the run: worker 0 takes the first job
     try:
         result = annotate(find_sources(collection), settings, tmp_path / "run", pool, max_attempts=1,
                           show_progress=False)
     finally:
         pool.close()
-    assert result.failed == 1 and pool.replaced == 1
+    assert result.summary["failed"] == 1 and pool.replaced == 1
     episodes = table(tmp_path / "run" / "episodes.parquet")
     failed = [r for r in episodes if r["status"] != "ok"]
     assert [(r["item"], r["episode"], r["attempts"]) for r in failed] == [("bags/day1", 0, 1)]
@@ -413,7 +421,7 @@ def test_a_hung_worker_is_replaced_and_its_episode_scored(ray_cluster, collectio
     finally:
         pool.close()
         restorer.join(timeout=600)
-    assert pool.replaced >= 1 and result.failed == 0, result.summary["failures"]
+    assert pool.replaced >= 1 and result.summary["failed"] == 0, result.summary["failures"]
     episodes = table(tmp_path / "run" / "episodes.parquet")
     assert [(r["episode"], r["status"]) for r in episodes] == [(0, "ok"), (1, "ok")]
     assert episodes[0]["attempts"] >= 2

@@ -9,8 +9,9 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from topreward_ros.sources.bags import read_episodes
+from topreward_ros.sources.image_messages import DEFAULT_IMAGE_TOPIC
 from topreward_ros.synthetic.scene import render_scene
-from topreward_ros.tools.make_sample_bag import COMPRESSED_TOPIC, DEFAULT_TASK, IMAGE_TOPIC, MARKER_TOPIC
+from topreward_ros.tools.make_sample_bag import COMPRESSED_TOPIC, DEFAULT_TASK, MARKER_TOPIC
 
 from test_eval_video import run_tool
 
@@ -33,7 +34,7 @@ def sample_bags(tmp_path_factory):
 def test_sample_bag_round_trip(sample_bags, storage):
     bag = sample_bags[storage]
     assert any(bag.glob("*.mcap" if storage == "mcap" else "*.db3"))
-    for topic in (IMAGE_TOPIC, COMPRESSED_TOPIC):
+    for topic in (DEFAULT_IMAGE_TOPIC, COMPRESSED_TOPIC):
         read = read_episodes(bag, [topic], sample_fps=2.0, split="marker", marker_topic=MARKER_TOPIC)
         assert [len(e.frames) for e in read.episodes] == [6, 6]
         assert [e.task for e in read.episodes] == [DEFAULT_TASK] * 2
@@ -41,16 +42,16 @@ def test_sample_bag_round_trip(sample_bags, storage):
         assert read.image_messages == 60 and read.bad_messages == 0
         first = read.episodes[0].frames[0]
         expected = render_scene(0.0)
-        if topic == IMAGE_TOPIC:
+        if topic == DEFAULT_IMAGE_TOPIC:
             assert np.array_equal(first, expected)
         else:
             assert np.abs(first.astype(int) - expected).mean() < 3  # jpeg
-    by_gap = read_episodes(bag, [IMAGE_TOPIC], 2.0, split="gap", max_gap=2.0)
+    by_gap = read_episodes(bag, [DEFAULT_IMAGE_TOPIC], 2.0, split="gap", max_gap=2.0)
     assert len(by_gap.episodes) == 2 and by_gap.episodes[1].task == ""
-    whole = read_episodes(bag, [IMAGE_TOPIC], 2.0, split="bag")
+    whole = read_episodes(bag, [DEFAULT_IMAGE_TOPIC], 2.0, split="bag")
     assert len(whole.episodes) == 1 and len(whole.episodes[0].frames) == 12
     assert whole.episodes[0].times[6] == pytest.approx(6.0)  # 3 s of episode + 3 s gap: one timeline
-    both = read_episodes(bag, [IMAGE_TOPIC, COMPRESSED_TOPIC], 2.0, split="marker", marker_topic=MARKER_TOPIC)
+    both = read_episodes(bag, [DEFAULT_IMAGE_TOPIC, COMPRESSED_TOPIC], 2.0, split="marker", marker_topic=MARKER_TOPIC)
     assert both.episodes[0].frames[0].shape == (240, 640, 3)  # two cameras tiled
 
 

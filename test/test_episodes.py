@@ -1,7 +1,7 @@
-"""Every source yields one Episode type (a bag's episodes, a video file, an image folder, a LeRobot episode, the
-node's live episode), and a video is timed by its frames' presentation times: a variable-frame-rate video is
-sampled by when its frames are shown, alike by topreward-eval-video and by topreward-annotate, as a video file
-and inside a LeRobot dataset. Real parts: videos encoded with PyAV, bags written by rosbags, LeRobot folders.
+"""Every source yields one Episode type (a bag's episodes, a video file, an image folder, a LeRobot episode), and
+a video is timed by its frames' presentation times: a variable-frame-rate video is sampled by when its frames are
+shown, alike by topreward-eval-video and by topreward-annotate, as a video file and inside a LeRobot dataset.
+Real parts: videos encoded with PyAV, bags written by rosbags, LeRobot folders.
 """
 
 import dataclasses
@@ -17,8 +17,6 @@ from topreward_ros.sources.bags import read_episodes
 from topreward_ros.sources.image_messages import DEFAULT_IMAGE_TOPIC
 from topreward_ros.sources.video import VideoError
 from topreward_ros.stream.episode import Episode
-from topreward_ros.stream.episode_stream import EpisodeStream
-from topreward_ros.stream.live import LIVE, LiveEpisode
 from topreward_ros.synthetic.scene import render_scene
 from topreward_ros.tools import annotate, eval_video
 from topreward_ros.tools.make_sample_bag import DEFAULT_TASK, MARKER_TOPIC
@@ -49,15 +47,9 @@ def test_every_source_yields_an_episode(tmp_path):
     for i, frame in enumerate(scene(3)):
         cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     dataset = lerobot.open_dataset(write_lerobot(tmp_path / "dataset", [{"length": 12, "task_index": 1, "file": 0}]))
-    live = LiveEpisode(EpisodeStream(1, lambda messages: messages[0], sample_fps=2.0), DEFAULT_TASK, backlog=8,
-                       last_episode=4)
-    live.open()
-    for j, frame in enumerate(scene(6)):
-        live.add(0, 100.0 + 0.25 * j, frame)
     episodes = {"bag": read.episodes, "video": [video.read_episode(clip, 2.0)],
                 "folder": [video.read_episode(folder, 1.0)],
-                "lerobot": [lerobot.read_episode(dataset.root, dataset.episodes[0], dataset.fps, 2.0)],
-                "live": [live.take()]}
+                "lerobot": [lerobot.read_episode(dataset.root, dataset.episodes[0], dataset.fps, 2.0)]}
     for kind, found in episodes.items():
         for episode in found:
             assert isinstance(episode, Episode), kind
@@ -77,10 +69,6 @@ def test_every_source_yields_an_episode(tmp_path):
     assert (dataset_episode.source, dataset_episode.index, dataset_episode.task) == (str(dataset.root), 0, TASKS[1])
     assert dataset_episode.frame_indices == [0, 5, 10] and dataset_episode.times == [0.0, 0.5, 1.0]
     assert dataset_episode.frames[0].shape == (48, 128, 3)  # two cameras tiled
-    live_episode, = episodes["live"]
-    assert (live_episode.source, live_episode.index, live_episode.task) == (LIVE, 5, DEFAULT_TASK)
-    assert live_episode.times == [0.0, 0.5, 1.0] and live_episode.stamps == [100.0, 100.5, 101.0]
-    assert [s.stamp for s in live_episode.sampled()] == live_episode.stamps
 
 
 def test_a_variable_frame_rate_video_is_sampled_by_its_presentation_times(tmp_path, tiny_model_dir, capsys):

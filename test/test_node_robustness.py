@@ -20,7 +20,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from dds import Listener, start_camera, start_node
-from test_reward_node import TASK, assert_frames_are_the_episode, change_state, edited_config
+from test_reward_node import (TASK, assert_frames_are_the_episode, change_state, edited_config, episode_heard_whole,
+                              updates_of)
 from topreward_ros.method.prompts import MAX_TASK_CHARS
 from topreward_ros.synthetic.scene import render_scene
 
@@ -77,11 +78,12 @@ def test_zero_and_invalid_stamps_and_jumps(tmp_path, tiny_model_dir, listener):
     camera = start_camera(tmp_path, rate=15, seconds=60, size="320x240", zero_stamps=True, bad=["bad_stamp"])
     try:
         # Zero stamps fall back to the receive time: rewards flow, one warning, counted in diagnostics.
-        listener.wait_for(lambda s: sum(u["added"] for _, u in s.updates) >= 4, what="rewards from zero stamps")
+        episode = episode_heard_whole(listener)
+        listener.wait_for(lambda s: sum(u["added"] for u in updates_of(s, episode)) >= 4,
+                          what="rewards from zero stamps")
         listener.wait_for(lambda s: any(int(d[2]["zero_stamps"]) > 0 and int(d[2]["bad_messages"]) >= 1
                                         for _, d in s.diagnostics), what="zero stamps and a bad stamp counted")
-        episode = listener.updates[0][1]["episode"]
-        assert_frames_are_the_episode([u for _, u in listener.updates if u["episode"] == episode])
+        assert_frames_are_the_episode(updates_of(listener, episode))
         assert node.output().count("header stamps are zero") == 1
         assert "nanosec 1500000000 is out of range" in node.output()
     finally:
@@ -232,7 +234,7 @@ def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_di
     spinner.start()
     camera = start_camera(tmp_path, rate=15, seconds=90, size="160x120")
     try:
-        listener.wait_for(lambda s: len(s.updates) >= 1, what="rewards")
+        episode = episode_heard_whole(listener)
         pool = node._rewards.engine.pool  # the engine's updates are forwards of its session pool
         score, failures = pool.score, {"left": 5}
 
@@ -250,8 +252,7 @@ def test_failing_updates_are_counted_logged_and_survived(tmp_path, tiny_model_di
                           what="OK again after the failures, 5 counted")
         count = len(listener.updates)
         listener.wait_for(lambda s: len(s.updates) >= count + 2, what="rewards after the failures")
-        episode = listener.updates[-1][1]["episode"]
-        assert_frames_are_the_episode([u for _, u in listener.updates if u["episode"] == episode])
+        assert_frames_are_the_episode(updates_of(listener, episode))
     finally:
         camera.stop()
         node.stop()

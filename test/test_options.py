@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from topreward_ros.options import Number, OutputPath, Size
+from topreward_ros.tools import ROS_PROGRAMS
 
 from test_eval_video import run_tool
 
@@ -41,7 +42,9 @@ def parsers():
     for program, module_name in sorted(console_scripts().items()):
         if program in NO_COMMAND_LINE:
             continue
-        if ".ros." in module_name and importlib.util.find_spec("rclpy") is None:
+        needs_ros = module_name.startswith("topreward_ros.ros.") or \
+            module_name.removeprefix("topreward_ros.tools.") in ROS_PROGRAMS
+        if needs_ros and importlib.util.find_spec("rclpy") is None:
             continue  # the dependency set without ROS 2
         found.append(pytest.param(program, module_name, id=program))
     return found

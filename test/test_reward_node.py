@@ -44,6 +44,20 @@ def updates_of(listener, episode):
     return [u for _, u in listener.updates if u["episode"] == episode]
 
 
+def episode_heard_whole(listener) -> int:
+    """Start an episode every update of which reaches ``listener``, and return its id.
+
+    The node's outputs are volatile: DDS delivers nothing published before the listener's subscription
+    and the node's publisher have matched each other, and on a busy machine that takes longer than the
+    first updates of the node's first episode (CI saw an episode's first update heard with 3 frames,
+    added=1). An update heard proves the match; the episode ~/reset starts after it is heard from its
+    first frame on."""
+    listener.wait_for(lambda s: len(s.updates) >= 1, what="a first update")
+    response = listener.call(Trigger, "/topreward/reset", Trigger.Request())
+    assert response.success, response.message
+    return int(response.message.split()[1])
+
+
 def assert_frames_are_the_episode(updates, sample_fps=SAMPLE_FPS):
     """Invariants of one episode's updates, however busy the machine: no sampled frame is lost
     (each update's frame count is the running total of the frames it and the earlier ones added),
@@ -228,7 +242,8 @@ def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener)
     try:
         wait_for_diagnostics(listener, 3, lambda d: d[2]["state"] == "unconfigured", "an unconfigured node")
         assert not listener.updates  # autostart false: nothing happens on its own
-        assert change_state(listener, Transition.TRANSITION_CONFIGURE)
+        assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # creates the outputs
+        listener.wait_for_update_publisher()  # so that each episode is heard from its first update
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
         first = scores_a_new_episode(0, TASK)
 
@@ -248,7 +263,9 @@ def test_lifecycle_transitions_drive_scoring(tmp_path, tiny_model_dir, listener)
         assert change_state(listener, Transition.TRANSITION_CLEANUP)
         listener.wait_for(lambda s: s.diagnostics[-1][1][2]["state"] == "unconfigured" and
                           s.diagnostics[-1][1][2]["device"] == "", what="the model released")
+        listener.wait_for_update_publisher(matched=False)  # cleanup destroyed the outputs
         assert change_state(listener, Transition.TRANSITION_CONFIGURE)  # and it loads again
+        listener.wait_for_update_publisher()
         assert change_state(listener, Transition.TRANSITION_ACTIVATE)
         scores_a_new_episode(second, "open the drawer")  # episode ids go on: consumers never see one twice
 
@@ -267,9 +284,10 @@ def test_two_cameras_are_paired_and_tiled(tmp_path, tiny_model_dir, listener):
     cameras = [start_camera(tmp_path, name=side, topic=f"/{side}/image_raw", rate=30, seconds=40, size="320x240")
                for side in ("left", "right")]
     try:
-        listener.wait_for(lambda s: sum(u["added"] for _, u in s.updates) >= 4, what="rewards from two cameras")
-        ours = [u for _, u in listener.updates]
-        assert_frames_are_the_episode([u for u in ours if u["episode"] == ours[0]["episode"]], sample_fps=2)
+        episode = episode_heard_whole(listener)
+        listener.wait_for(lambda s: sum(u["added"] for u in updates_of(s, episode)) >= 4,
+                          what="rewards from two cameras")
+        assert_frames_are_the_episode(updates_of(listener, episode), sample_fps=2)
     finally:
         for camera in cameras:
             camera.stop()

@@ -19,6 +19,8 @@ from rosbags.typesys import Stores, get_typestore
 from topreward_ros.evaluation.report import check_report_folder, staged_report
 from topreward_ros.outputs import OutputError
 from topreward_ros.sources.bags import WARNINGS_PER_TOPIC, open_bag, read_episodes
+from topreward_ros.stream.reward_stream import RewardUpdate
+from topreward_ros.stream.settings import RewardSettings
 from topreward_ros.synthetic.scene import render_scene
 
 from test_eval_video import run_tool
@@ -279,27 +281,31 @@ def test_bad_bag_messages_are_described_three_times_per_topic_then_counted(tmp_p
 @pytest.fixture(scope="module")
 def replay():
     pytest.importorskip("rclpy")
-    from topreward_ros.ros import replay
+    from topreward_ros.tools import replay
 
     return replay
 
 
 class FakeReplayer:
     def __init__(self, updates):
+        from topreward_ros.ros.update_listener import ReceivedUpdates
+
         self.lock = threading.Lock()
-        self.updates, self.record = updates, []
+        self.updates, self.record = ReceivedUpdates(), []
+        for update in updates:
+            self.updates.add(update.to_json())
 
 
 def updates_covering(*added):
-    return [{"episode": 0, "task": TASK, "stamp": 1.0 + i, "time": float(i), "reward": -1.0, "score": -1.0,
-             "progress": 0.0, "success": False, "frames": i + 1, "added": n, "merged": 1, "stride": 1,
-             "latency_ms": 1.0, "true_logprobs": [-1.0]} for i, n in enumerate(added)]
+    return [RewardUpdate(episode=0, task=TASK, stamp=1.0 + i, time=float(i), reward=-1.0, score=-1.0, progress=0.0,
+                         success=False, true_logprobs=(-1.0,), false_logprobs=(-2.0,), frames=i + 1, stride=1,
+                         added=n, skipped=0, latency_ms=1.0) for i, n in enumerate(added)]
 
 
 def test_replay_compares_the_frames_the_updates_cover_with_the_frames_played(replay):
-    """Unit level (no DDS): merged updates count their `added` frames; an update without it counts one."""
+    """Unit level (no DDS): merged updates count their `added` frames (a record without `added` is refused
+    as it is read: test_update_fields)."""
     assert replay.frames_covered(updates_covering(1, 3, 1)) == 5
-    assert replay.frames_covered([{"frames": 1}, {"frames": 2}]) == 2
     assert replay.coverage_error(updates_covering(1, 3, 1), 5) is None
     assert replay.coverage_error(updates_covering(1, 3, 1, 1), 5) is None
     message = replay.coverage_error(updates_covering(1, 3), 5)
@@ -326,7 +332,7 @@ def test_replay_counts_the_frames_eval_bag_samples(replay, inputs):
                               wait_for=["/camera/image_raw"], sample_fps=2.0, loop=1)
     chosen, image_topics = replay.topics_to_play(args)
     assert image_topics == ["/camera/image_raw"] and "/camera/image_raw/compressed" in chosen
-    counted = replay.SampledFrames(image_topics, 2.0)
+    counted = replay.SampledFrames(image_topics, RewardSettings(sample_fps=2.0))
     with open_bag(inputs / "bag") as reader:
         for connection, timestamp, rawdata in reader.messages():
             if connection.topic in counted.camera_of:

@@ -80,3 +80,7 @@ class OutputPath:
 output_file = OutputPath("file")
 output_folder = OutputPath("folder")
 new_path = OutputPath("new")
+
+# The options of the programs that play a recording in real time (topreward-play-video, topreward-replay).
+playback_rate = float_between(0.01, 100.0)  # --rate: playback speed
+wait_seconds = float_between(0.0, 3600.0)   # --settle, --drain

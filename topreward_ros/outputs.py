@@ -1,10 +1,15 @@
-"""Where a program may write: checked before any work, so that a bad output path is an error at once and
-not after the scoring. At the bottom of the package (ROS-free), so the tools and the ROS programs share it."""
+"""Where a program may write, and how: paths checked before any work, so that a bad output path is an error at
+once and not after the scoring; files written under a temporary name and renamed into place, so that a reader
+never sees half a file. At the bottom of the package (ROS-free), so the tools and the ROS programs share it."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import secrets
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import TopRewardError
@@ -69,3 +74,37 @@ def check_new_path(path: str | Path, what: str = "--output") -> Path:
         raise OutputError(f"{_named(what, path)} already exists; give a new path")
     check_creatable(path, what)
     return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` (os.replace) when the block succeeds,
+    removed when it fails."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary, temporary.open("x", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return path
+
+
+def json_safe(value):
+    """NaN (an undefined VOC) becomes null, recursively: what json.dumps writes is then valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -2,7 +2,8 @@
 
 The driver: it queues one job per episode not yet in the output folder, hands jobs to a pool's workers
 (``worker_pool``; each scores with ``episode_annotator``), writes each finished episode's part as it arrives,
-and assembles the tables at the end (``annotation_output``). A run killed at any point and started again
+and assembles the run folder at the end (``annotation_folder``: the tables; ``rabc_progress``: LeRobot's
+progress files; ``annotation_summary``). A run killed at any point and started again
 with the same output folder scores only the episodes without a part: none is recomputed, lost or
 duplicated. A worker that dies is replaced and its episode retried, up to ``max_attempts`` times; then the
 episode is recorded as failed with the reason. Bad input (an unreadable bag, a corrupt video, an episode
@@ -19,28 +20,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..sources.collections import Item, Source
-from .annotation_output import (RABC_MODES, assemble, check_output, read_part_rows, run_record, start_output,
-                                write_part)
-from .episode_annotator import AnnotateError, AnnotateSettings, Job, Outcome, failed_row
-from .worker_pool import Lost
+from .annotation_folder import (check_output, progress_path, read_part_rows, run_record, start_output, write_part,
+                                write_summary, write_tables)
+from .annotation_summary import markdown, summarize
+from .episode_annotator import AnnotateError, AnnotateSettings, Job, Outcome
+from .rabc_progress import RABC_MODES, write_progress
+from .worker_pool import Lost, WorkerPool
 
 DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclasses.dataclass
 class RunResult:
-    summary: dict
+    summary: dict     # summary.json's content
     output: Path
 
-    @property
-    def failed(self) -> int:
-        return self.summary["failed"]
 
-
-def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str | Path, pool, *,
+def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str | Path, pool: WorkerPool, *,
              max_attempts: int = DEFAULT_MAX_ATTEMPTS, retry_failed: bool = False, rabc: str = "causal",
-             show_progress: bool = True, after_part: Callable | None = None, run_info: dict | None = None
-             ) -> RunResult:
+             show_progress: bool = True, after_part: Callable[[Path, Outcome, WorkerPool], None] | None = None,
+             run_info: dict | None = None) -> RunResult:
     """Score every episode of ``sources`` not already in ``output`` with ``pool`` (started), then assemble the
     tables. ``after_part(path, outcome, pool)`` is called after each part is written (tests use it)."""
     from tqdm import tqdm
@@ -53,7 +52,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     parts = start_output(output, record)
     done = read_part_rows(parts)
     if retry_failed:
-        done = {key: row for key, row in done.items() if row.get("status") == "ok"}
+        done = {key: row for key, row in done.items() if not row.failed}
     resumed = len(done)
 
     queue: collections.deque[Job] = collections.deque()
@@ -73,8 +72,8 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
             if item.kind != "bag":
                 enqueue(item, item.episode)
                 continue
-            known = [row for row in done.values() if row["source"] == item.source and row["item"] == item.name]
-            count = max((row.get("episodes_in_item") or 1 for row in known), default=None)
+            known = [row for row in done.values() if row.source == item.source and row.item == item.name]
+            count = max((row.episodes_in_item or 1 for row in known), default=None)
             expected[item.group] = count or 1
             if count is not None:
                 counted.add(item.group)
@@ -84,18 +83,18 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
 
     bar = tqdm(total=total, initial=resumed, desc="episodes", unit="episode", disable=not show_progress,
                dynamic_ncols=True)
-    started, completed, failures = time.perf_counter(), 0, sum(r.get("status") != "ok" for r in done.values())
+    started, completed, failures = time.perf_counter(), 0, sum(r.failed for r in done.values())
     busy: dict[int, list[Job]] = {}
     cache: dict[int, str] = {}
 
     def record_outcome(outcome: Outcome, job: Job, attempts: int) -> None:
         nonlocal completed, failures
-        outcome.row["attempts"] = attempts
+        outcome.row.attempts = attempts
         path = write_part(parts, outcome)
         done[path.stem] = outcome.row
         queued.discard(job.key)
         completed += 1
-        failures += outcome.failed
+        failures += outcome.row.failed
         rate = completed / max(time.perf_counter() - started, 1e-9) * 3600
         bar.set_postfix_str(f"{rate:.0f} episodes/h, {failures} failed", refresh=False)
         bar.update(1)
@@ -127,7 +126,8 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
                     if job.item.kind == "bag" and job.item.group not in counted:
                         reason += ("; the bag was never read, so its other episodes, if any, are not scored: "
                                    "run again with --retry-failed")
-                    row = {**job.row(), "worker": None, **failed_row(reason, 0.0)}
+                    row = job.row()
+                    row.fail(reason, 0.0)
                     record_outcome(Outcome(row), job, job.attempts)
                 continue
             for job, result in zip(jobs, results):
@@ -146,10 +146,19 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     wall = time.perf_counter() - started
     info = {"this_run_episodes": completed, "resumed_episodes": resumed, "wall_seconds": wall,
             "episodes_per_hour": completed / wall * 3600 if wall > 0 and completed else None,
-            "execution": getattr(pool, "description", ""), "workers_replaced": getattr(pool, "replaced", 0),
+            "execution": pool.description, "workers_replaced": pool.replaced,
             **(run_info or {})}
-    summary = assemble(output, sources, settings, rabc, info)
-    return RunResult(summary, output)
+    return RunResult(assemble(output, sources, settings, rabc, info), output)
+
+
+def assemble(output: Path, sources: Sequence[Source], settings: AnnotateSettings, rabc: str, info: dict) -> dict:
+    """The run folder's tables, progress files and summary, from its parts; returns the summary."""
+    frames, rows = write_tables(output, sources)
+    progress = [write_progress(progress_path(output, dataset), dataset, frames, rows, rabc, settings.reward.model)
+                for source in sources for dataset in source.datasets]
+    summary = summarize(sources, rows, progress, settings, rabc, info)
+    write_summary(output, summary, markdown(summary))
+    return summary
 
 
 def _take(queue: collections.deque, cached: str | None, count: int) -> list[Job]:

@@ -17,6 +17,7 @@ import time
 from ..errors import TopRewardError
 from ..method.sessions import session_cache_bytes
 from ..method.model import load_reward_model
+from ..outputs import json_safe
 from ..sources import lerobot, video
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
@@ -25,8 +26,8 @@ from ..stream.episode import Episode, run_episodes
 from ..stream.episode_stream import DEFAULT_MAX_GAP
 from ..stream.reward_stream import RewardStream, RewardUpdate, session_pool
 from ..stream.settings import RewardSettings
+from .annotation_records import EpisodeRow, FrameRow, Status
 from .metrics import voc
-from .report import json_safe
 
 
 class AnnotateError(TopRewardError):
@@ -79,23 +80,18 @@ class Job:
     def key(self) -> str:
         return part_name(self.item.source, self.item.name, self.episode)
 
-    def row(self) -> dict:
-        """The episode's identity columns of the episode table, before anything is read."""
+    def row(self) -> EpisodeRow:
+        """The episode's row of the episode table, before anything is read: its identity."""
         item = self.item
-        return {"source": item.source, "item": item.name, "kind": item.kind, "path": item.path,
-                "episode": self.episode, "episodes_in_item": 1, "task": None, "source_frames": None}
+        return EpisodeRow(source=item.source, item=item.name, kind=item.kind, path=item.path, episode=self.episode)
 
 
 @dataclasses.dataclass
 class Outcome:
-    """One scored (or failed) episode: its row of the episode table and its per-frame columns."""
+    """One scored (or failed) episode: its row of the episode table and its rows of the frame table."""
 
-    row: dict
-    frames: dict[str, list] = dataclasses.field(default_factory=dict)
-
-    @property
-    def failed(self) -> bool:
-        return self.row["status"] != "ok"
+    row: EpisodeRow
+    frames: list[FrameRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -130,7 +126,7 @@ class _Read:
     """An episode read and ready to score."""
 
     job: Job
-    row: dict
+    row: EpisodeRow
     episode: Episode
     episodes_in_item: int | None
     start: float
@@ -185,62 +181,58 @@ class Annotator:
                 raise TopRewardError(item.error)
             if item.kind == "bag":
                 bag = self._read_bag(item.path)
-                episodes_in_item = row["episodes_in_item"] = len(bag.episodes)
+                episodes_in_item = row.episodes_in_item = len(bag.episodes)
                 if job.episode >= len(bag.episodes):
                     raise TopRewardError(f"the bag has {len(bag.episodes)} episodes, not {job.episode + 1}")
                 episode = bag.episodes[job.episode]
-                row["task"] = self._bag_task(job.episode, episode.task)
-                self._need_task(row["task"], "no task: pass --task, or record a String marker carrying it")
+                row.task = self._bag_task(job.episode, episode.task)
+                self._need_task(row.task, "no task: pass --task, or record a String marker carrying it")
             elif item.kind == "video":
-                row["task"] = self.settings.task
-                self._need_task(row["task"], "no task: pass --task")
+                row.task = self.settings.task
+                self._need_task(row.task, "no task: pass --task")
                 episode = video.read_episode(item.path, self.settings.reward.sample_fps)
-                row["source_frames"] = episode.source_frames
+                row.source_frames = episode.source_frames
             elif item.kind == "lerobot":
                 dataset_episode = item.lerobot
-                row["source_frames"] = dataset_episode.length
+                row.source_frames = dataset_episode.length
                 if dataset_episode.error:  # broken data is an error (a broken task is no reason to use --task)
                     raise TopRewardError(dataset_episode.error)
-                row["task"] = dataset_episode.task or self.settings.task
-                self._need_task(row["task"], "no task: the dataset has none for this episode; pass --task")
+                row.task = dataset_episode.task or self.settings.task
+                self._need_task(row.task, "no task: the dataset has none for this episode; pass --task")
                 episode = lerobot.read_episode(item.path, dataset_episode, item.fps, self.settings.reward.sample_fps)
             else:
                 raise TopRewardError(f"unknown item kind {item.kind!r}")
             if not episode.frames:
                 raise TopRewardError("the episode has no frames")
-            self.streams[0].check_task(row["task"])  # a task that cannot be rendered fails its episode, not the batch
-            episode = dataclasses.replace(episode, task=row["task"])
+            self.streams[0].check_task(row.task)  # a task that cannot be rendered fails its episode, not the batch
+            episode = dataclasses.replace(episode, task=row.task)
         except Exception as exc:  # noqa: BLE001 - bad input of any kind is recorded on its episode, never stops the run
             return self._failed(row, exc, start, episodes_in_item)
         return _Read(job, row, episode, episodes_in_item, start)
 
-    def _failed(self, row: dict, exc: Exception, start: float, episodes_in_item: int | None) -> JobResult:
+    def _failed(self, row: EpisodeRow, exc: Exception, start: float, episodes_in_item: int | None) -> JobResult:
         message = str(exc) if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {exc}"
-        row.update(failed_row(" ".join(message.split()) or type(exc).__name__, time.perf_counter() - start),
-                   worker=self.worker)
+        row.fail(" ".join(message.split()) or type(exc).__name__, time.perf_counter() - start)
+        row.worker = self.worker
         return JobResult(Outcome(row), episodes_in_item)
 
     def _scored(self, read: _Read, updates: list[RewardUpdate], static: list[RewardUpdate]) -> JobResult:
-        row, episode = read.row, read.episode
-        scores, indices = [u.score for u in updates], episode.frame_indices
+        row, episode, indices = read.row, read.episode, read.episode.frame_indices
+        static_scores = [u.score for u in static]
         # each update's newest sampled frame (past max_frames, frames the stride skips have no update)
         newest = [covered - 1 for covered in itertools.accumulate(u.added for u in updates)]
-        row.update(status="ok", error="", frames=len(episode.frames), duration_s=episode.times[-1],
-                   voc=_defined(voc(scores)), static_voc=_defined(voc([u.score for u in static])),
-                   final_score=updates[-1].score, final_progress=updates[-1].progress, success=updates[-1].success,
-                   wall_seconds=time.perf_counter() - read.start, worker=self.worker)
-        frames_columns = {
-            "frame": list(range(len(updates))),
-            "frame_index": [indices[i] for i in newest] if indices is not None else [None] * len(updates),
-            "time": [u.time for u in updates],
-            "stamp": [u.stamp for u in updates] if episode.stamps is not None else [None] * len(updates),
-            "score": scores, "reward": [u.reward for u in updates],
-            "progress": [u.progress for u in updates], "success": [u.success for u in updates],
-            "logp_true": [list(u.true_logprobs) for u in updates],
-            "logp_false": [list(u.false_logprobs) for u in updates],
-            "static_score": [u.score for u in static],
-            "model_frames": [u.frames for u in updates], "stride": [u.stride for u in updates]}
-        return JobResult(Outcome(row, frames_columns), read.episodes_in_item)
+        row.status, row.error, row.frames, row.duration_s = Status.OK, "", len(episode.frames), episode.times[-1]
+        row.voc, row.static_voc = _defined(voc([u.score for u in updates])), _defined(voc(static_scores))
+        row.final_score, row.final_progress, row.success = updates[-1].score, updates[-1].progress, updates[-1].success
+        row.wall_seconds, row.worker = time.perf_counter() - read.start, self.worker
+        frames = [FrameRow(source=row.source, item=row.item, episode=row.episode, frame=number,
+                           frame_index=indices[newest[number]] if indices is not None else None, time=u.time,
+                           stamp=u.stamp if episode.stamps is not None else None, score=u.score, reward=u.reward,
+                           progress=u.progress, success=u.success, logp_true=list(u.true_logprobs),
+                           logp_false=list(u.false_logprobs), static_score=static_score, model_frames=u.frames,
+                           stride=u.stride)
+                  for number, (u, static_score) in enumerate(zip(updates, static_scores))]
+        return JobResult(Outcome(row, frames), read.episodes_in_item)
 
     def _read_bag(self, path: str):
         if self._bag is None or self._bag[0] != path:
@@ -269,12 +261,6 @@ class Annotator:
 
 def _defined(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
-
-
-def failed_row(error: str, seconds: float) -> dict:
-    """The episode-table columns of an episode that could not be scored."""
-    return {"status": "failed", "error": error, "frames": 0, "duration_s": None, "voc": None, "static_voc": None,
-            "final_score": None, "final_progress": None, "success": None, "wall_seconds": seconds}
 
 
 class AnnotateWorker:

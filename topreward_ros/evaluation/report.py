@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import math
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -25,34 +23,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ..outputs import OutputError, check_creatable, check_writable_folder
+from ..outputs import OutputError, atomic_path, check_creatable, check_writable_folder, json_safe, write_text_atomic
 from .curve import CurveReport
 from .metrics import format_voc
 
 PARTIAL = ".topreward-partial-"  # prefix of the folders a report is built in before it is moved into place
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary name beside ``path`` to write to; renamed onto ``path`` (os.replace) when the block succeeds,
-    removed when it fails."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary, temporary.open("x", encoding="utf-8", newline="") as f:
-        f.write(text)
-    return path
 
 
 def check_report_folder(folder: str | Path, report_files: re.Pattern, tool: str, what: str = "--output") -> Path:
@@ -121,17 +96,6 @@ def staged_report(folder: str | Path, report_files: re.Pattern, tool: str, last:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def json_safe(value):
-    """NaN (an undefined VOC) becomes null, recursively."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def summary_dict(report: CurveReport, settings: dict) -> dict:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import os
 import socket
 import threading
 import time
+from typing import Protocol
 
-from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job
+from .episode_annotator import AnnotateError, AnnotateSettings, AnnotateWorker, Annotator, Job, JobResult
 
 DEFAULT_CONNECT_TIMEOUT = 10      # s: for the cluster's address to accept a connection
 DEFAULT_EPISODE_TIMEOUT = 1800    # s per episode of a batch: for a worker's result, from when it has its model loaded
@@ -27,11 +27,43 @@ class Lost:
     worker_died: bool
 
 
+class WorkerPool(Protocol):
+    """What the driver (``annotate``) needs of a pool, started: ``size`` workers, each given a batch of up to
+    ``batch_episodes`` jobs at a time."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def batch_episodes(self) -> int: ...
+
+    @property
+    def description(self) -> str:
+        """Where the episodes are scored, for the summary."""
+
+    @property
+    def replaced(self) -> int:
+        """Workers replaced so far (dead or hung)."""
+
+    def start(self) -> None: ...
+
+    def submit(self, worker: int, jobs: list[Job]) -> None: ...
+
+    def wait(self) -> tuple[int, list[Job], list[JobResult] | Lost]:
+        """The next batch that finished: its worker, its jobs, and their results in order, or Lost."""
+
+    def replace(self, worker: int) -> None:
+        """A new worker in place of a dead one (its batch came back Lost with ``worker_died``)."""
+
+    def close(self) -> None: ...
+
+
 class LocalPool:
     """One worker: this process."""
 
     size = 1
     description = "embedded (this process)"
+    replaced = 0
 
     def __init__(self, annotator: Annotator):
         self.annotator = annotator
@@ -47,14 +79,11 @@ class LocalPool:
     def submit(self, worker: int, jobs: list[Job]) -> None:
         self._done.append((worker, jobs, self.annotator.run(jobs)))
 
-    def wait(self):
+    def wait(self) -> tuple[int, list[Job], list[JobResult] | Lost]:
         return self._done.popleft()
 
     def replace(self, worker: int) -> None:  # pragma: no cover - this process never dies and comes back
         pass
-
-    def pid(self, worker: int) -> int:
-        return os.getpid()
 
     def close(self) -> None:
         pass
@@ -67,8 +96,10 @@ class RayPool:
                  cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, episode_timeout: float = DEFAULT_EPISODE_TIMEOUT,
                  batch_episodes: int | None = None):
-        self.settings, self.address, self.batch_episodes = settings, address, batch_episodes
-        self.size, self.cpus, self.gpus = workers, cpus_per_worker, gpus_per_worker
+        self.settings, self.address = settings, address
+        self.batch_episodes = batch_episodes or 0   # 0 until start(): the workers' own default
+        self.size = workers or 0                    # 0 until start(): as many as the cluster holds
+        self.cpus, self.gpus = cpus_per_worker, gpus_per_worker
         self.connect_timeout, self.episode_timeout = connect_timeout, episode_timeout
         self.actors: list = []
         self._ready: list = []
@@ -100,7 +131,7 @@ class RayPool:
         cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
         if self.gpus is None:
             self.gpus = 1.0 if gpus >= 1 else 0.0
-        if self.size is None:
+        if not self.size:
             self.size = int(gpus // self.gpus) if self.gpus > 0 else int(cpus // self.cpus) if self.cpus > 0 else 1
         if self.size < 1 or self.size * self.cpus > cpus + 1e-9 or self.size * self.gpus > gpus + 1e-9:
             raise AnnotateError(f"the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs: {max(self.size, 1)} workers "
@@ -163,14 +194,14 @@ class RayPool:
 
     def _new_actor(self):
         return self._remote.options(num_cpus=self.cpus, num_gpus=self.gpus, max_restarts=0).remote(
-            self.settings, max(1, int(self.cpus)), self.batch_episodes)
+            self.settings, max(1, int(self.cpus)), self.batch_episodes or None)
 
     def submit(self, worker: int, jobs: list[Job]) -> None:
         self._inflight[self.actors[worker].run.remote(jobs)] = (worker, jobs)
         if worker not in self._loading.values():
             self._since[worker] = time.monotonic()
 
-    def wait(self):
+    def wait(self) -> tuple[int, list[Job], list[JobResult] | Lost]:
         """The next result; a batch whose worker gave none within the episode timeout per episode comes back
         Lost, its worker to be replaced as a dead one is."""
         while True:
@@ -198,10 +229,6 @@ class RayPool:
         except exceptions.RayError as exc:
             return worker, jobs, Lost(" ".join(str(exc).split())[:300], worker_died=False)
 
-    def busy(self) -> list[int]:
-        """The workers with a job in flight."""
-        return [worker for worker, _ in self._inflight.values()]
-
     def replace(self, worker: int) -> None:
         self.replaced += 1
         self.ray.kill(self.actors[worker], no_restart=True)
@@ -210,12 +237,6 @@ class RayPool:
         self._loading = {ref: loading for ref, loading in self._loading.items() if loading != worker}
         self._loading[self._ready[worker]] = worker
         self._pids.pop(worker, None)
-
-    def pid(self, worker: int) -> int:
-        """The process id of a worker's actor (waits until it has started)."""
-        if worker not in self._pids:
-            self._pids[worker] = self.ray.get(self._ready[worker])[0]
-        return self._pids[worker]
 
     def close(self) -> None:
         if not hasattr(self, "ray"):

@@ -1,5 +1,5 @@
-"""The ROS layer: everything that imports rclpy (the node, its parameters, clients). Only tools/ imports
-it; nothing ROS-free does.
+"""The ROS layer: everything that imports rclpy (the node, its parameters, a consumer of its updates). Only the
+programs in tools.ROS_PROGRAMS import it; nothing ROS-free does.
 
 Its public names are imported on first use (exports.py).
 """

@@ -1,22 +1,77 @@
-"""reward_node's entry point. Importing the node takes seconds (torch, transformers); a SIGINT or
-SIGTERM in that time ends the program at once with status 0 (nothing is running yet that needs a
-clean-up). From then on reward_node.main handles signals: the node ends cleanly with status 0."""
+"""reward_node's entry point: run the node until SIGINT or SIGTERM, then end cleanly with status 0.
 
+Importing the node takes seconds (torch, transformers); a signal in that time ends the program at
+once with status 0 (nothing is running yet that needs a clean-up). From then on a signal never
+raises into the running code: an exception raised by a Python signal handler can surface inside a
+C++ call (rclpy, torch) and abort the process. rclpy's own handlers shut the context down, which
+ends the executor once the callback in progress (a model load, a transition) returns; the handler
+here only notes the request, for a signal that comes before rclpy.init. A second signal leaves at once.
+"""
+
+import logging
 import os
 import signal
 import sys
+import threading
 
 
 def _exit_now(signum, frame):
     os._exit(0)  # raising inside an import can surface as a traceback or abort in C++: leave directly
 
 
-def main() -> int:
+def main(args=None) -> int:
     signal.signal(signal.SIGINT, _exit_now)
     signal.signal(signal.SIGTERM, _exit_now)
-    from .reward_node import main as run_node
+    import rclpy
+    from rclpy.exceptions import ParameterException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    return run_node()
+    from .reward_node import RewardNode, StartupInterrupted
+
+    logging.basicConfig(level=logging.WARNING, format="[topreward] %(levelname)s: %(message)s")
+    stopping = threading.Event()
+
+    def request_stop(signum, frame):
+        if stopping.is_set():
+            os._exit(0)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)  # rclpy.init chains its handlers to these
+    node = None
+    try:
+        rclpy.init(args=args)
+        if not stopping.is_set():
+            node = RewardNode()
+    except ParameterException as exc:
+        print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    except Exception:  # the context went away under a signal while the node was built
+        if not (stopping.is_set() or not rclpy.ok()):
+            raise
+    if node is None or stopping.is_set() or not rclpy.ok():
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        return 0
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except StartupInterrupted as interrupted:
+        print(f"reward_node: start-up interrupted by a signal during {interrupted}; exiting", file=sys.stderr)
+    except ExternalShutdownException:
+        pass
+    except Exception:  # a callback cut short by the shutdown; anything else is a bug
+        if rclpy.ok():
+            raise
+    finally:
+        node.stop()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,12 +9,19 @@ from __future__ import annotations
 import dataclasses
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.validate_topic_name import validate_topic_name
 
+from ..errors import TopRewardError
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC, DEFAULT_MAX_PIXELS
 from ..stream.settings import RewardSettings
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
+
+
+class ConfigError(TopRewardError, ValueError):
+    """A parameter value the node cannot run with."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,3 +113,29 @@ PARAMETERS = (
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def camera_topics(image_topics: list[str], transport: list[str], qos_reliability: str) -> tuple[list[str], list[str]]:
+    """The camera topics and one transport per topic, from the node's parameters of these names."""
+    topics = [t.strip() for t in image_topics]
+    transports = [t.strip() for t in transport]
+    if not topics or not all(topics):
+        raise ConfigError("image_topics is empty: give at least one camera topic")
+    for topic in topics:
+        try:
+            validate_topic_name(topic)
+        except InvalidTopicNameException as exc:
+            raise ConfigError(f"image topic {topic!r} is not a valid ROS topic name: {exc}") from exc
+    if not transports:
+        raise ConfigError("transport is empty: give raw or compressed (one for all topics, or one per topic)")
+    if len(transports) == 1:
+        transports *= len(topics)
+    if len(transports) != len(topics):
+        raise ConfigError(f"transport has {len(transports)} entries for {len(topics)} image_topics: "
+                          "give one per topic, or one for all")
+    bad = [t for t in transports if t not in TRANSPORTS]
+    if bad:
+        raise ConfigError(f"unknown transport {bad[0]!r}: use raw or compressed")
+    if qos_reliability not in RELIABILITIES:
+        raise ConfigError(f"qos_reliability must be one of {', '.join(RELIABILITIES)}")
+    return topics, transports

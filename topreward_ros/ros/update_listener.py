@@ -2,29 +2,62 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
+from ..stream.reward_stream import RewardUpdate, UpdateRecordError
 
-def frames_covered(updates: list[dict]) -> int:
+
+def frames_covered(updates: Sequence[RewardUpdate]) -> int:
     """Sampled frames the updates cover (an update merging several frames says how many in ``added``)."""
-    return sum(int(update.get("added", 1)) for update in updates)
+    return sum(update.added for update in updates)
+
+
+class ReceivedUpdates:
+    """The updates received so far, parsed from the node's JSON; a subscription callback adds, another thread
+    reads. A record that is not a RewardUpdate's is kept and raised to the reader: raised in the callback, it
+    would end the executor's spin."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._updates: list[RewardUpdate] = []
+        self._error: UpdateRecordError | None = None
+
+    def add(self, text: str) -> RewardUpdate | None:
+        """The update published as ``text``; None (and the error kept) if it is not one."""
+        try:
+            update = RewardUpdate.from_json(text)
+        except UpdateRecordError as exc:
+            with self._lock:
+                self._error = self._error or exc
+            return None
+        with self._lock:
+            self._updates.append(update)
+        return update
+
+    def so_far(self) -> list[RewardUpdate]:
+        """The updates received so far; the error of the first bad record if one came."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            return list(self._updates)
+
+    def frames_covered(self) -> int:
+        return frames_covered(self.so_far())
 
 
 class UpdateListener:
-    """Collects every update the node publishes; ``on_update`` is called with each (as a dict)."""
+    """Collects every update the node publishes (``updates``); ``on_update`` is called with each."""
 
-    def __init__(self, node_name: str = "/topreward", on_update: Callable[[dict], None] | None = None):
+    def __init__(self, node_name: str = "/topreward", on_update: Callable[[RewardUpdate], None] | None = None):
         self.update_topic = f"{node_name.rstrip('/')}/update"
         self.on_update = on_update
-        self.updates: list[dict] = []
-        self.lock = threading.Lock()
+        self.updates = ReceivedUpdates()
         self.node = rclpy.create_node("topreward_update_listener")
         self.node.create_subscription(String, self.update_topic, self._on_update, 100)
         self.executor = SingleThreadedExecutor()
@@ -33,10 +66,8 @@ class UpdateListener:
         self.thread.start()
 
     def _on_update(self, msg: String) -> None:
-        update = json.loads(msg.data)
-        with self.lock:
-            self.updates.append(update)
-        if self.on_update:
+        update = self.updates.add(msg.data)
+        if update is not None and self.on_update:
             self.on_update(update)
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
@@ -47,10 +78,6 @@ class UpdateListener:
                 return True
             time.sleep(0.05)
         return predicate()
-
-    def frames_covered(self) -> int:
-        with self.lock:
-            return frames_covered(self.updates)
 
     def close(self) -> None:
         self.executor.shutdown()

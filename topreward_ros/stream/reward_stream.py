@@ -14,8 +14,10 @@ the stride all skipped leaves the episode unchanged: it is not scored and yields
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import TopRewardError
 from ..method.engine import StreamingEngine
@@ -23,11 +25,29 @@ from ..method.model import load_reward_model
 from ..method.sessions import SessionPool
 from .episode_stream import SampledFrame
 from .online import DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, CausalProgress, SuccessDetector
-from .settings import REWARD_TYPES, RewardSettings
+from .settings import REWARD_TYPES, RewardSettings, checked_live
 
 
 class RewardStreamError(TopRewardError, ValueError):
     """A reward setting that cannot be used."""
+
+
+class UpdateRecordError(TopRewardError, ValueError):
+    """A published update record (the node's ``~/update`` JSON) that is not this version's RewardUpdate."""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What each field's value must be in a record (JSON has no tuples: the log-probs are lists there).
+_RECORD_VALUE_CHECKS = {
+    "int": lambda value: isinstance(value, int) and not isinstance(value, bool),
+    "str": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, bool),
+    "float": _is_number,
+    "tuple[float, ...]": lambda value: isinstance(value, list) and all(map(_is_number, value)),
+}
 
 
 def check_reward_type(reward_type: str) -> str:
@@ -61,11 +81,58 @@ class RewardUpdate:
         """Updates merged into this one by a slow model (frames added beyond the first, not skipped ones)."""
         return self.added - 1 - self.skipped
 
-    def as_dict(self) -> dict:
-        row = dataclasses.asdict(self)
-        row.update(true_logprobs=list(self.true_logprobs), false_logprobs=list(self.false_logprobs),
-                   merged=self.merged)
-        return row
+    @classmethod
+    def published_fields(cls) -> tuple[str, ...]:
+        """The keys of a published record, in order: the node's ``~/update`` JSON, replay's CSV columns and the
+        README's ``~/update`` table all are these (the fields, then the derived ``merged``)."""
+        return (*(field.name for field in dataclasses.fields(cls)), "merged")
+
+    def to_dict(self) -> dict:
+        """The published record: published_fields() -> values, ready for JSON (the log-probs as lists)."""
+        record = dataclasses.asdict(self)
+        record.update(true_logprobs=list(self.true_logprobs), false_logprobs=list(self.false_logprobs),
+                      merged=self.merged)
+        return record
+
+    def to_json(self) -> str:
+        """The text the node publishes on ``~/update``."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, record) -> "RewardUpdate":
+        """The update a published record describes; an UpdateRecordError when its keys are not published_fields()
+        (a node of another version, say) or a value is not of its field's type."""
+        if not isinstance(record, dict):
+            raise UpdateRecordError(f"an update record must be a JSON object, got {type(record).__name__}")
+        published = cls.published_fields()
+        unknown = [name for name in record if name not in published]
+        missing = [name for name in published if name not in record]
+        if unknown or missing:
+            problems = [f"unknown field(s) {', '.join(map(repr, unknown))}" if unknown else "",
+                        f"missing field(s) {', '.join(missing)}" if missing else ""]
+            raise UpdateRecordError(f"update record with {' and '.join(p for p in problems if p)} "
+                                    f"(expected the fields {', '.join(published)})")
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            value = record[field.name]
+            if not _RECORD_VALUE_CHECKS[str(field.type)](value):
+                raise UpdateRecordError(f"update record field {field.name} must be {field.type}, got {value!r}")
+            values[field.name] = (tuple(map(float, value)) if isinstance(value, list)
+                                  else float(value) if field.type == "float" else value)
+        update = cls(**values)
+        if not _is_number(record["merged"]) or record["merged"] != update.merged:
+            raise UpdateRecordError(f"update record field merged is {record['merged']!r}, but added - 1 - skipped "
+                                    f"is {update.merged}")
+        return update
+
+    @classmethod
+    def from_json(cls, text: str) -> "RewardUpdate":
+        """The update the node published as ``text`` (from_dict of its JSON)."""
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UpdateRecordError(f"an update record is not JSON: {exc}") from None
+        return cls.from_dict(record)
 
 
 class RewardStream:
@@ -103,6 +170,14 @@ class RewardStream:
         self._previous = None
         self._unreported = 0
         self._skipped = 0
+
+    def change(self, **settings) -> None:
+        """Change settings that may change while the stream runs (``settings.LIVE_SETTINGS``), from the
+        next update on; a SettingsError for any other setting or a value out of range."""
+        settings = checked_live(settings)
+        self.reward_type = settings.get("reward_type", self.reward_type)
+        self.success.threshold = settings.get("success_threshold", self.success.threshold)
+        self.success.consecutive = settings.get("success_consecutive", self.success.consecutive)
 
     def check_task(self, task: str) -> str:
         """The task, stripped, if every prompt renders with it (length, no special tokens); else an error."""

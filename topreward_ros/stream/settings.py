@@ -120,6 +120,19 @@ class RewardSettings:
         return {**dataclasses.asdict(self), "resolution": list(self.resolution)}
 
 
+LIVE_SETTINGS = tuple(field.name for field, spec in RewardSettings.specs() if spec.live)
+
+
+def checked_live(changes: dict) -> dict:
+    """``changes`` (name -> value) of settings that may change while a stream runs (``LIVE_SETTINGS``),
+    each checked as RewardSettings checks it; else a SettingsError."""
+    specs = {field.name: (field, spec) for field, spec in RewardSettings.specs() if spec.live}
+    fixed = [name for name in changes if name not in specs]
+    if fixed:
+        raise SettingsError(f"{fixed[0]} cannot change while the stream runs (live: {', '.join(LIVE_SETTINGS)})")
+    return {name: _checked(*specs[name], value) for name, value in changes.items()}
+
+
 def _checked(field: dataclasses.Field, spec: Spec, value):
     """``value`` if the field accepts it (ints given for floats become floats); else a SettingsError."""
     name, kind = field.name, field.type

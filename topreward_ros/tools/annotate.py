@@ -18,10 +18,11 @@ import sys
 
 from ..errors import TopRewardError
 from ..evaluation.annotate import DEFAULT_MAX_ATTEMPTS, annotate
-from ..evaluation.annotation_output import RABC_MODES, check_output, run_record
+from ..evaluation.annotation_folder import check_output, run_record
 from ..evaluation.episode_annotator import AnnotateSettings, Annotator, BagOptions
 from ..evaluation.metrics import format_voc
-from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TIMEOUT, LocalPool, RayPool
+from ..evaluation.rabc_progress import RABC_MODES
+from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TIMEOUT, LocalPool, RayPool, WorkerPool
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
 from ..options import float_between, int_between, output_folder
@@ -109,6 +110,7 @@ def body(argv) -> int:
     settings = annotate_settings(args)
     sources = find_sources(args.sources, args.cameras)
     resumed = check_output(args.output, run_record(sources, settings))
+    pool: WorkerPool
     if args.ray_address:
         pool = RayPool(settings, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker,
                        connect_timeout=args.ray_connect_timeout or DEFAULT_CONNECT_TIMEOUT,

@@ -25,9 +25,9 @@ from ..evaluation.bag_eval import episode_tasks, evaluate_episodes
 from ..sources.bags import open_bag, read_episodes
 from ..evaluation.calibration import calibrate, format_table, params_yaml
 from ..errors import TopRewardError
-from ..evaluation.report import write_text_atomic
 from ..method.model import load_reward_model
 from ..options import int_between, output_file
+from ..outputs import write_text_atomic
 from ..stream.online import SUCCESS_CONSECUTIVE_RANGE
 from .common import add_model_arguments, add_scoring_arguments, run, settings_from
 from .eval_bag import add_bag_arguments, stamp_gap

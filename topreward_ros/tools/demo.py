@@ -24,10 +24,10 @@ from ..errors import TopRewardError
 from ..evaluation.curve import CurveReport, stream_curve
 from ..evaluation.report import write_report
 from ..ros.parameters import parameter_values
-from ..ros.update_listener import UpdateListener
+from ..ros.update_listener import UpdateListener, frames_covered
 from ..sources.video import read_episode
 from ..options import output_folder
-from ..stream.reward_stream import RewardStream
+from ..stream.reward_stream import RewardStream, RewardUpdate
 from ..stream.settings import RewardSettings
 from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from
 
@@ -47,16 +47,16 @@ def node_command(settings: RewardSettings, task: str) -> list[str]:
     return argv
 
 
-def print_update(update: dict) -> None:
-    merged = f" ({update['added']} frames)" if update.get("added", 1) > 1 else ""
-    print(f"  live  t={update['time']:5.2f} s  frames={update['frames']:3d}{merged}  reward={update['reward']:9.4f}  "
-          f"progress={update['progress']:.3f}  success={update['success']}", flush=True)
+def print_update(update: RewardUpdate) -> None:
+    merged = f" ({update.added} frames)" if update.added > 1 else ""
+    print(f"  live  t={update.time:5.2f} s  frames={update.frames:3d}{merged}  reward={update.reward:9.4f}  "
+          f"progress={update.progress:.3f}  success={update.success}", flush=True)
 
 
-def plot(live: list[dict], offline_times, offline_scores, path: Path) -> None:
+def plot(live: list[RewardUpdate], offline_times, offline_scores, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(offline_times, offline_scores, "s", color="lightgray", markersize=9, label="offline (same clip)")
-    ax.plot([u["time"] for u in live], [u["score"] for u in live], "o-", label="live from the node")
+    ax.plot([u.time for u in live], [u.score for u in live], "o-", label="live from the node")
     ax.set_xlabel("time in the episode (s)")
     ax.set_ylabel("reward: log P(True)")
     ax.set_title("TOPReward, live over DDS vs offline")
@@ -66,7 +66,7 @@ def plot(live: list[dict], offline_times, offline_scores, path: Path) -> None:
     plt.close(fig)
 
 
-def live_run(args, settings: RewardSettings, output: Path, expected_frames: int) -> list[dict]:
+def live_run(args, settings: RewardSettings, output: Path, expected_frames: int) -> list[RewardUpdate]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     rclpy.init()
     listener = UpdateListener(on_update=print_update)
@@ -80,11 +80,10 @@ def live_run(args, settings: RewardSettings, output: Path, expected_frames: int)
                                    "--topic", TOPIC], env=env)
         if camera.wait(STARTUP_TIMEOUT + 600) != 0:
             raise TopRewardError(f"the camera process failed; see {output / 'node.log'}")
-        if not listener.wait(lambda: listener.frames_covered() >= expected_frames, STARTUP_TIMEOUT):
-            raise TopRewardError(f"the node scored {listener.frames_covered()} of {expected_frames} frames; "
+        if not listener.wait(lambda: listener.updates.frames_covered() >= expected_frames, STARTUP_TIMEOUT):
+            raise TopRewardError(f"the node scored {listener.updates.frames_covered()} of {expected_frames} frames; "
                                  f"see {output / 'node.log'}")
-        with listener.lock:
-            return list(listener.updates)
+        return listener.updates.so_far()
     finally:
         for process in (camera, node):
             if process is not None and process.poll() is None:
@@ -129,9 +128,9 @@ def body(argv) -> int:
     plot(live, curve.times, curve.values, plot_path)
 
     offline_at = {u.frames: u.score for u in curve.updates}
-    differences = [abs(u["score"] - offline_at[u["frames"]]) for u in live]
+    differences = [abs(u.score - offline_at[u.frames]) for u in live]
     worst = max(differences)
-    covered = sum(u.get("added", 1) for u in live)
+    covered = frames_covered(live)
     agree = worst <= AGREEMENT and covered == len(frames)
     print(f"{PROG}: live: {len(live)} updates covering {covered} frames; offline: {len(frames)} frames")
     print(f"{PROG}: live and offline {'agree' if agree else 'DISAGREE'}: largest score difference {worst:.2e} "

@@ -24,7 +24,8 @@ from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
 from ..stream.episode_stream import MAX_GAP_RANGE
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
-from ..evaluation.report import check_report_folder, json_safe, staged_report, write_report, write_text_atomic
+from ..evaluation.report import check_report_folder, staged_report, write_report
+from ..outputs import json_safe, write_text_atomic
 from .common import (SAMPLING_SETTINGS, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
                      settings_from, settings_of)
 

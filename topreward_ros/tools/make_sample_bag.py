@@ -19,12 +19,12 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 
 from ..options import float_between, new_path
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
 from ..synthetic.scene import render_scene
 from .make_sample_video import add_clip_arguments
 
 PROG = "topreward-make-sample-bag"
-IMAGE_TOPIC = "/camera/image_raw"
-COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+COMPRESSED_TOPIC = f"{DEFAULT_IMAGE_TOPIC}/compressed"  # the image_transport name of the same camera's jpegs
 MARKER_TOPIC = "/episode"
 DEFAULT_TASK = "put the red block in the bowl"
 START_STAMP_NS = 1_700_000_000 * 1_000_000_000
@@ -39,7 +39,8 @@ def write_sample_bag(path: str | Path, storage: str = "mcap", progress: tuple[fl
     width, height = size
     path = Path(path)
     with Writer(path, version=9, storage_plugin=STORAGES[storage]) as writer:
-        raw = writer.add_connection(IMAGE_TOPIC, types["sensor_msgs/msg/Image"].__msgtype__, typestore=typestore)
+        raw = writer.add_connection(DEFAULT_IMAGE_TOPIC, types["sensor_msgs/msg/Image"].__msgtype__,
+                                    typestore=typestore)
         compressed = writer.add_connection(COMPRESSED_TOPIC, types["sensor_msgs/msg/CompressedImage"].__msgtype__,
                                            typestore=typestore)
         marker = writer.add_connection(MARKER_TOPIC, types["std_msgs/msg/String"].__msgtype__, typestore=typestore)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except WriterError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {len(args.progress)} episodes ({args.storage}) to {path}: topics {IMAGE_TOPIC}, "
+    print(f"wrote {len(args.progress)} episodes ({args.storage}) to {path}: topics {DEFAULT_IMAGE_TOPIC}, "
           f"{COMPRESSED_TOPIC}, {MARKER_TOPIC}")
     return 0
 

@@ -17,13 +17,12 @@ from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from ..errors import TopRewardError
-from ..options import float_between
+from ..options import playback_rate, wait_seconds
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
 from ..sources.video import read_episode
 
 PROG = "topreward-play-video"
 SUBSCRIBER_TIMEOUT = 60.0
-RATE_RANGE = (0.01, 100.0)  # playback speed (also topreward-replay's)
-MAX_SETTLE = 3600.0  # seconds
 
 
 def image(frame, stamp) -> Image:
@@ -61,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
-    parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default %(default)s)")
-    parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,
-                        help="playback speed (default %(default)s; from {:g} to {:g})".format(*RATE_RANGE))
-    parser.add_argument("--settle", type=float_between(0.0, MAX_SETTLE), default=1.0,
+    parser.add_argument("--topic", default=DEFAULT_IMAGE_TOPIC, help="image topic (default %(default)s)")
+    parser.add_argument("--rate", type=playback_rate, default=1.0,
+                        help=f"playback speed (default %(default)s; {playback_rate.describe()})")
+    parser.add_argument("--settle", type=wait_seconds, default=1.0,
                         help="seconds between discovery and the first frame (default %(default)s)")
     return parser
 

@@ -40,20 +40,22 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ..sources.bags import COMPRESSED, IMAGE, STRING, decoded, messages, opened_bag, warn_skipped
-from ..sources.image_messages import ImageConversionError, check_message, header_stamp
+from ..sources.image_messages import DEFAULT_IMAGE_TOPIC, ImageConversionError, check_message, header_stamp
 from ..errors import TopRewardError
-from ..options import float_between, int_between, new_path, output_file
-from ..stream.episode_stream import (DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE, SAMPLE_FPS_RANGE,
-                                     STAMP_TOLERANCE_RANGE, EpisodeStream)
-from .play_video import MAX_SETTLE, RATE_RANGE
-from .update_listener import frames_covered
+from ..options import int_between, new_path, output_file, playback_rate, wait_seconds
+from ..outputs import atomic_path
+from ..stream.episode_stream import EpisodeStream
+from ..stream.reward_stream import RewardUpdate
+from ..stream.settings import RewardSettings
+from ..ros.update_listener import ReceivedUpdates, frames_covered
+from .common import add_settings_arguments, run, settings_from
 
 PROG = "topreward-replay"
-CSV_FIELDS = ("episode", "task", "stamp", "time", "reward", "score", "progress", "success", "frames", "added", "merged",
-              "skipped", "stride", "latency_ms", "true_logprobs")
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
 DISCOVERY_TIMEOUT = 30.0
 MAX_LOOPS = 10_000
+# The node's settings its sampling follows: given as the node has them, the replay counts the frames it should score.
+NODE_SAMPLING = ("sample_fps", "max_stamp_gap", "stamp_tolerance", "camera_slop")
 
 
 def call_service(node, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
@@ -85,7 +87,7 @@ class Replayer:
     def __init__(self, node, node_name: str, record_bag: Path | None):
         self.node = node
         self.lock = threading.Lock()
-        self.updates: list[dict] = []
+        self.updates = ReceivedUpdates()
         self.last_update = time.monotonic()
         self.record = []  # (topic, msgtype, log time ns, serialized)
         self.record_bag = record_bag
@@ -100,7 +102,7 @@ class Replayer:
         with self.lock:
             self.last_update = time.monotonic()
             if name == "update":
-                self.updates.append(json.loads(deserialize_message(data, String).data))
+                self.updates.add(deserialize_message(data, String).data)
             if self.record_bag:
                 self.record.append((name, msgtype, time.time_ns(), data))
 
@@ -108,9 +110,8 @@ class Replayer:
         """Wait until the node's updates cover ``frames`` sampled frames (or ``timeout`` s pass)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.lock:
-                if frames_covered(self.updates) >= frames:
-                    return
+            if self.updates.frames_covered() >= frames:
+                return
             time.sleep(0.01)
 
     def call(self, service_type, name: str, request):
@@ -127,7 +128,7 @@ class Replayer:
         self.call(Trigger, "reset", Trigger.Request())
 
 
-def coverage_error(updates: list[dict], expected: int) -> str | None:
+def coverage_error(updates: list[RewardUpdate], expected: int) -> str | None:
     """Why the replay failed when the updates cover fewer frames than were played for scoring, else None."""
     covered = frames_covered(updates)
     if covered >= expected:
@@ -163,10 +164,10 @@ class SampledFrames:
     """Counts the frames the node samples from what is played, by the node's own rules (stamps, header
     checks, camera pairing, sampling, restarts), without decoding a pixel."""
 
-    def __init__(self, image_topics: list[str], sample_fps: float, stamp_tolerance: float = DEFAULT_STAMP_TOLERANCE):
+    def __init__(self, image_topics: list[str], settings: RewardSettings):
         self.camera_of = {topic: i for i, topic in enumerate(image_topics)}
-        self.stream = EpisodeStream(len(image_topics), lambda messages: None, sample_fps,
-                                    stamp_tolerance=stamp_tolerance)
+        self.stream = EpisodeStream(len(image_topics), lambda messages: None, settings.sample_fps,
+                                    settings.camera_slop, settings.max_stamp_gap, settings.stamp_tolerance)
         self.count = 0
 
     def add(self, topic: str, msg, log_time_ns: int) -> None:
@@ -190,7 +191,7 @@ def play(args) -> int:
     spinner.start()
     try:
         with opened_bag(args.bag) as reader:
-            return _play(args, reader, node, chosen, SampledFrames(image_topics, args.sample_fps, args.stamp_tolerance))
+            return _play(args, reader, node, chosen, SampledFrames(image_topics, settings_from(args)))
     finally:
         executor.shutdown()
         spinner.join()
@@ -253,20 +254,17 @@ def write_outputs(args, replayer: Replayer, expected: int) -> int:
     """The CSV (and the bag) of what the node published; 1 when its updates cover fewer than ``expected`` frames."""
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    updates = replayer.updates.so_far()
     with replayer.lock:
-        updates, record = list(replayer.updates), list(replayer.record)
-    partial = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # renamed into place once complete
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for update in updates:
-                writer.writerow({**update, "true_logprobs": json.dumps(update["true_logprobs"]),
-                                 "stamp": repr(update["stamp"]), "time": repr(update["time"]),
-                                 "score": repr(update["score"]), "reward": repr(update["reward"])})
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
+        record = list(replayer.record)
+    with atomic_path(output) as partial, partial.open("x", newline="", encoding="utf-8") as f:
+        columns = RewardUpdate.published_fields()
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for update in updates:
+            values = update.to_dict()  # the log-probs as JSON lists; floats are written as repr() writes them
+            writer.writerow([json.dumps(values[name]) if isinstance(values[name], list) else values[name]
+                             for name in columns])
     if args.record_bag:
         write_bag(args, Path(args.record_bag), record)
     print(f"played {args.bag} ({args.loop} time(s) at {args.rate:g}x); recorded {len(updates)} updates covering "
@@ -305,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
     parser.add_argument("--topics", nargs="+", help="topics to play (default: all but the marker topic)")
-    parser.add_argument("--rate", type=float_between(*RATE_RANGE), default=1.0,
-                        help="playback speed (default %(default)s; from {:g} to {:g})".format(*RATE_RANGE))
+    parser.add_argument("--rate", type=playback_rate, default=1.0,
+                        help=f"playback speed (default %(default)s; {playback_rate.describe()})")
     parser.add_argument("--loop", type=int_between(1, MAX_LOOPS), default=1,
                         help="times to play the bag (default %(default)s)")
     parser.add_argument("--marker-topic", help="episode marker topic: restart the node's episode at each marker")
@@ -315,31 +313,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CSV of the node's updates (replaced if it exists; default %(default)s)")
     parser.add_argument("--record-bag", type=new_path,
                         help="also record reward/success/update to this new bag directory")
-    parser.add_argument("--wait-for", nargs="+", default=["/camera/image_raw"],
-                        help="topics whose subscriber must be up before playing (default /camera/image_raw)")
-    parser.add_argument("--settle", type=float_between(0.0, MAX_SETTLE), default=1.0,
+    parser.add_argument("--wait-for", nargs="+", default=[DEFAULT_IMAGE_TOPIC],
+                        help=f"topics whose subscriber must be up before playing (default {DEFAULT_IMAGE_TOPIC})")
+    parser.add_argument("--settle", type=wait_seconds, default=1.0,
                         help="seconds to wait after discovery (default %(default)s)")
-    parser.add_argument("--drain", type=float_between(0.0, MAX_SETTLE), default=3.0,
+    parser.add_argument("--drain", type=wait_seconds, default=3.0,
                         help="seconds without updates before stopping, once the updates cover the frames played "
                              f"(or {DISCOVERY_TIMEOUT:.0f} s passed; default %(default)s)")
-    parser.add_argument("--sample-fps", type=float_between(*SAMPLE_FPS_RANGE), default=DEFAULT_SAMPLE_FPS,
-                        help="the node's sample_fps, to count the frames it should score (default %(default)s)")
-    parser.add_argument("--stamp-tolerance", type=float_between(*STAMP_TOLERANCE_RANGE),
-                        default=DEFAULT_STAMP_TOLERANCE,
-                        help="the node's stamp_tolerance, to count the frames it should score (default %(default)s)")
     parser.add_argument("--image-topics", nargs="+",
                         help="the node's image topics, to count the frames it should score (default: the played "
                              "Image and CompressedImage topics named in --wait-for, else all played ones)")
+    add_settings_arguments(parser, "the node's sampling (its parameters: to count the frames it should score)",
+                           NODE_SAMPLING)
     return parser
 
 
+def body(argv) -> int:
+    return play(build_parser().parse_args(argv))
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return play(args)
-    except TopRewardError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(PROG, body, argv)
 
 
 if __name__ == "__main__":
