@@ -65,7 +65,9 @@ VOLATILE = {"wall_seconds", "worker", "attempts", "path"}  # episode columns tha
 def write_lerobot(root: Path, episodes: list[dict], tasks=TASKS) -> Path:
     """A LeRobot v3 dataset in the documented layout. ``episodes``: dicts with ``length``, ``task_index``,
     ``file`` (the data and video file index: episodes of one file share its mp4) and optionally ``shift``
-    (seconds added to its from_timestamp, to point it past its video)."""
+    (seconds added to its from_timestamp, to point it past its video) and ``times`` (its frames' times in
+    seconds, in ms, default ``j / FPS``: uneven times make the videos of its file variable-frame-rate, each
+    episode starting one period after the previous one's last frame)."""
     info = {"codebase_version": "v3.0", "robot_type": "test", "fps": FPS, "total_episodes": len(episodes),
             "total_frames": sum(e["length"] for e in episodes), "total_tasks": len(tasks), "chunks_size": 1000,
             "data_files_size_in_mb": 100, "video_files_size_in_mb": 200,
@@ -83,25 +85,27 @@ def write_lerobot(root: Path, episodes: list[dict], tasks=TASKS) -> Path:
     pandas_meta = {"index_columns": ["task"], "columns": [], "pandas_version": "2.2.3"}  # as pandas writes its index
     pq.write_table(task_table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()}),
                    root / "meta" / "tasks.parquet")
-    meta_rows, data_rows, video_frames = [], {}, {}
+    meta_rows, data_rows, video_frames, video_times = [], {}, {}, {}
     index = 0
     for number, episode in enumerate(episodes):
         file, length = episode["file"], episode["length"]
+        times = episode.get("times", [j / FPS for j in range(length)])
         row = {"episode_index": number, "tasks": [tasks[episode["task_index"]] if episode["task_index"] < len(tasks)
                                                   else "?"], "length": length,
                "data/chunk_index": 0, "data/file_index": file, "dataset_from_index": index,
                "dataset_to_index": index + length, "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0}
         for camera_number, key in enumerate(CAMERAS):
-            frames = video_frames.setdefault((key, file), [])
-            start = len(frames) / FPS
+            frames, file_times = video_frames.setdefault((key, file), []), video_times.setdefault((key, file), [])
+            start = round(file_times[-1] + 1 / FPS, 3) if file_times else 0.0
             frames += [np.roll(render_scene((j / (length - 1)) * (1.0 - 0.3 * number), 64, 48), 4 * camera_number, 1)
                        for j in range(length)]
+            file_times += [round(start + t, 3) for t in times]
             row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": file,
                         f"videos/{key}/from_timestamp": start + episode.get("shift", 0.0),
-                        f"videos/{key}/to_timestamp": start + length / FPS + episode.get("shift", 0.0)})
+                        f"videos/{key}/to_timestamp": start + times[-1] + 1 / FPS + episode.get("shift", 0.0)})
         meta_rows.append(row)
         rows = data_rows.setdefault(file, [])
-        rows += [{"action": [0.1 * j, 0.0], "timestamp": j / FPS, "frame_index": j, "episode_index": number,
+        rows += [{"action": [0.1 * j, 0.0], "timestamp": times[j], "frame_index": j, "episode_index": number,
                   "index": index + j, "task_index": episode["task_index"]} for j in range(length)]
         index += length
     for file, rows in data_rows.items():
@@ -110,9 +114,10 @@ def write_lerobot(root: Path, episodes: list[dict], tasks=TASKS) -> Path:
         table = pa.Table.from_pylist(rows)
         pq.write_table(table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
                                         table["timestamp"].cast(pa.float32())), path)
+    uneven = any("times" in episode for episode in episodes)
     for (key, file), frames in video_frames.items():
         write_video(root / info["video_path"].format(video_key=key, chunk_index=0, file_index=file), frames, FPS,
-                    CAMERAS[key])
+                    CAMERAS[key], video_times[(key, file)] if uneven else None)
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(meta_rows), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
     return root

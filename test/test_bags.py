@@ -37,7 +37,7 @@ def test_sample_bag_round_trip(sample_bags, storage):
     for topic in (DEFAULT_IMAGE_TOPIC, COMPRESSED_TOPIC):
         read = read_episodes(bag, [topic], sample_fps=2.0, split="marker", marker_topic=MARKER_TOPIC)
         assert [len(e.frames) for e in read.episodes] == [6, 6]
-        assert [e.marker_task for e in read.episodes] == [DEFAULT_TASK] * 2
+        assert [e.task for e in read.episodes] == [DEFAULT_TASK] * 2
         assert read.episodes[0].times == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5], abs=1e-5)
         assert read.image_messages == 60 and read.bad_messages == 0
         first = read.episodes[0].frames[0]
@@ -47,7 +47,7 @@ def test_sample_bag_round_trip(sample_bags, storage):
         else:
             assert np.abs(first.astype(int) - expected).mean() < 3  # jpeg
     by_gap = read_episodes(bag, [DEFAULT_IMAGE_TOPIC], 2.0, split="gap", max_gap=2.0)
-    assert len(by_gap.episodes) == 2 and by_gap.episodes[1].marker_task is None
+    assert len(by_gap.episodes) == 2 and by_gap.episodes[1].task == ""
     whole = read_episodes(bag, [DEFAULT_IMAGE_TOPIC], 2.0, split="bag")
     assert len(whole.episodes) == 1 and len(whole.episodes[0].frames) == 12
     assert whole.episodes[0].times[6] == pytest.approx(6.0)  # 3 s of episode + 3 s gap: one timeline
@@ -184,13 +184,14 @@ def test_a_failing_episode_is_reported_and_the_others_written(tmp_path, reward_m
     recorded with its error; the others are scored."""
     from topreward_ros.evaluation.bag_eval import evaluate_episodes, summarize
     from topreward_ros.stream.settings import RewardSettings
-    from topreward_ros.sources.bags import BagEpisodes, Episode
+    from topreward_ros.sources.bags import BagEpisodes
+    from topreward_ros.stream.episode import Episode
 
     good = [render_scene(i / 3, 64, 64) for i in range(4)]
     broken = [np.zeros((64, 64, 4), np.uint8)] * 2  # not RGB: the engine refuses it
-    episodes = [Episode(0, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5]),
-                Episode(1, None, broken, [0.0, 0.5], [0.0, 0.5]),
-                Episode(2, None, good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5])]
+    episodes = [Episode("bag", 0, "", good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5]),
+                Episode("bag", 1, "", broken, [0.0, 0.5], [0.0, 0.5]),
+                Episode("bag", 2, "", good, [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 1.5])]
     results = evaluate_episodes(reward_model, RewardSettings(resolution=(64, 64), max_frames=8),
                                 BagEpisodes(episodes, 0, 8), ["open the drawer"] * 3, show_progress=False)
     assert [r.failed for r in results] == [False, True, False]

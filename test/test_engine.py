@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import pytest
 
-from topreward_ros.evaluation.bag_eval import run_episode
+from topreward_ros.stream.episode import Episode, run_episode
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FrameError, pair_frames, resize_frame
 from topreward_ros.method.reference import ReferenceScorer
@@ -146,8 +146,8 @@ def test_a_frame_the_stride_skips_costs_no_update(reward_model, random_frames):
     trailing = runs[-1][1] if runs[-1][0] else 0
     assert sum(u.added for u in updates) + trailing == len(frames)
     assert all(b.reward != 0.0 for b in updates[1:])  # every published delta is news
-    offline = run_episode(rewards, frames, times, TASK)
-    assert [(u.frames, u.time, u.score) for u in offline.updates] == [(u.frames, u.time, u.score) for u in updates]
+    offline = run_episode(rewards, Episode("random frames", task=TASK, frames=frames, times=times))
+    assert [(u.frames, u.time, u.score) for u in offline] == [(u.frames, u.time, u.score) for u in updates]
 
 
 def test_engine_rejects_bad_input(reward_model, random_frames):

@@ -13,12 +13,11 @@ import time
 from tqdm import tqdm
 
 from ..errors import TopRewardError
-from ..method.scoring import Score
-from ..sources.bags import BagEpisodes, Episode
-from ..stream.episode_stream import SampledFrame
-from ..stream.reward_stream import RewardStream, update_streams
+from ..sources.bags import BagEpisodes
+from ..stream.episode import Episode
+from ..stream.reward_stream import RewardStream
 from ..stream.settings import RewardSettings
-from .curve import Curve, CurveReport
+from .curve import CurveReport, stream_curve
 
 
 @dataclasses.dataclass
@@ -48,56 +47,14 @@ class EpisodeResult:
 
 
 def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dict[int, str]) -> list[str]:
-    """Each episode's task: listed (per-episode YAML) > its marker > the default."""
+    """Each episode's task: listed (per-episode YAML) > its marker's > the default."""
     tasks = []
     for episode in episodes:
-        task = listed.get(episode.index) or episode.marker_task or default_task
+        task = listed.get(episode.index) or episode.task or default_task
         if not task or not task.strip():
             raise TopRewardError(f"episode {episode.index} has no task: pass --task or list it in --episodes-yaml")
         tasks.append(task.strip())
     return tasks
-
-
-def run_episode(rewards: RewardStream, frames, times, task: str, stamps=None) -> Curve:
-    """One update per frame through the reward stream, as the node publishes them: past max_frames a
-    frame the stride skips has no update (the next one covers it, as live)."""
-    curve = run_episodes([rewards], [(frames, times, task, stamps)])[0]
-    if isinstance(curve, Exception):
-        raise curve
-    return curve
-
-
-def run_episodes(streams: list[RewardStream], episodes: list[tuple]) -> list[Curve | Exception]:
-    """Episodes (frames, times, task, stamps or None) in lockstep, one reward stream each, whose engines are
-    sessions of one pool: step t updates every episode that has a t-th frame, all in one forward. Each curve
-    equals ``run_episode``'s for that episode alone; an episode that fails gets its exception, the others go on."""
-    for rewards in streams:
-        rewards.reset()
-    updates: list[list] = [[] for _ in episodes]
-    failed: dict[int, Exception] = {}
-    for step in range(max((len(frames) for frames, *_ in episodes), default=0)):
-        batch = [k for k, (frames, *_) in enumerate(episodes) if step < len(frames) and k not in failed]
-        requests = []
-        for k in batch:
-            frames, times, task, stamps = episodes[k]
-            stamp = stamps[step] if stamps is not None else times[step]
-            requests.append((streams[k], [SampledFrame(times[step], stamp, frames[step], False)], task))
-        for k, result in zip(batch, update_streams(requests)):
-            if isinstance(result, Exception):
-                failed[k] = result
-            elif result is not None:
-                updates[k].append(result)
-    curves: list[Curve | Exception] = []
-    for k, (_frames, _times, _task, stamps) in enumerate(episodes):
-        if k in failed:
-            curves.append(failed[k])
-            continue
-        contrastive = streams[k].engine.config.contrastive
-        curves.append(Curve(lengths=[u.frames for u in updates[k]], times=[u.time for u in updates[k]],
-                            scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates[k]],
-                            stamps=[u.stamp for u in updates[k]] if stamps is not None else None,
-                            updates=updates[k]))
-    return curves
 
 
 def evaluate_episodes(reward_model, settings: RewardSettings, bag: BagEpisodes, tasks: list[str],
@@ -107,10 +64,11 @@ def evaluate_episodes(reward_model, settings: RewardSettings, bag: BagEpisodes, 
     for episode, task in tqdm(list(zip(bag.episodes, tasks)), desc="episodes", unit="episode",
                               disable=not show_progress):
         start = time.perf_counter()
+        episode = dataclasses.replace(episode, task=task)
         try:
-            curve = run_episode(rewards, episode.frames, episode.times, task, episode.stamps)
+            curve = stream_curve(rewards, episode)
             seconds = time.perf_counter() - start
-            static = run_episode(rewards, [episode.frames[0]] * len(episode.frames), episode.times, task)
+            static = stream_curve(rewards, episode.static_control())
         except TopRewardError as exc:
             results.append(EpisodeResult(episode.index, task, None, time.perf_counter() - start, str(exc)))
             continue

@@ -11,7 +11,8 @@ from ..method.engine import StreamingEngine
 from .metrics import min_max_progress, prefix_lengths, voc
 from ..method.reference import ReferenceScorer
 from ..method.scoring import Score, ScoringConfig
-from ..stream.reward_stream import RewardUpdate
+from ..stream.episode import Episode, run_episode
+from ..stream.reward_stream import RewardStream, RewardUpdate
 
 DEFAULT_PREFIXES = 15
 METHODS = ("stream", "reference")
@@ -36,6 +37,16 @@ class Curve:
     @property
     def voc(self) -> float:
         return voc(self.values)
+
+
+def stream_curve(rewards: RewardStream, episode: Episode) -> Curve:
+    """The episode scored through the reward stream (``stream.episode.run_episode``, the node's updates): one
+    point per update, stamped where the episode has stamps."""
+    updates: list[RewardUpdate] = run_episode(rewards, episode)
+    contrastive = rewards.engine.config.contrastive
+    return Curve(lengths=[u.frames for u in updates], times=[u.time for u in updates],
+                 scores=[Score(u.true_logprobs, u.false_logprobs, contrastive) for u in updates],
+                 stamps=[u.stamp for u in updates] if episode.stamps is not None else None, updates=updates)
 
 
 @dataclasses.dataclass

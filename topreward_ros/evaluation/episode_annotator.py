@@ -1,6 +1,6 @@
 """Scoring one episode of a collection: reads its frames where it runs (a bag, a video file, a LeRobot
 episode) and scores them through the node's reward stream, one update per sampled frame (exactly what the
-node publishes for those frames, ``bag_eval.run_episode``), plus its static-video control (the first frame
+node publishes for those frames, ``stream.episode.run_episode``), plus its static-video control (the first frame
 repeated at the same times). Work arrives as a small descriptor (a ``Job``: an ``Item`` and an episode
 number), so a Ray cluster never ships frames around. Bad input of any kind is recorded on its episode.
 """
@@ -18,15 +18,16 @@ from ..errors import TopRewardError
 from ..method.sessions import session_cache_bytes
 from ..method.model import load_reward_model
 from ..outputs import json_safe
-from ..sources import lerobot
+from ..sources import lerobot, video
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
+from ..stream.episode import Episode, run_episodes
 from ..stream.episode_stream import DEFAULT_MAX_GAP
-from ..stream.reward_stream import RewardStream, session_pool
+from ..stream.reward_stream import RewardStream, RewardUpdate, session_pool
 from ..stream.settings import RewardSettings
 from .annotation_records import EpisodeRow, FrameRow, Status
-from .bag_eval import run_episodes
+from .metrics import voc
 
 
 class AnnotateError(TopRewardError):
@@ -126,10 +127,7 @@ class _Read:
 
     job: Job
     row: EpisodeRow
-    frames: list
-    times: list[float]
-    stamps: list[float] | None
-    indices: list[int] | None
+    episode: Episode
     episodes_in_item: int | None
     start: float
 
@@ -163,14 +161,14 @@ class Annotator:
                 ready.append((i, read))
         episodes = []
         for _, read in ready:
-            episodes.append((read.frames, read.times, read.row.task, read.stamps))
-            episodes.append(([read.frames[0]] * len(read.frames), read.times, read.row.task, None))
-        curves = run_episodes(self.streams[:len(episodes)], episodes)
+            episodes += [read.episode, read.episode.static_control()]
+        scored = run_episodes(self.streams[:len(episodes)], episodes)
         for n, (i, read) in enumerate(ready):
-            curve, static = curves[2 * n], curves[2 * n + 1]
-            failure = curve if isinstance(curve, Exception) else static if isinstance(static, Exception) else None
+            updates, static = scored[2 * n], scored[2 * n + 1]
+            failure = (updates if isinstance(updates, Exception) else static if isinstance(static, Exception)
+                       else None)
             results[i] = (self._failed(read.row, failure, read.start, read.episodes_in_item) if failure is not None
-                          else self._scored(read, curve, static))
+                          else self._scored(read, updates, static))
         return results
 
     def _read(self, job: Job) -> _Read | JobResult:
@@ -187,33 +185,30 @@ class Annotator:
                 if job.episode >= len(bag.episodes):
                     raise TopRewardError(f"the bag has {len(bag.episodes)} episodes, not {job.episode + 1}")
                 episode = bag.episodes[job.episode]
-                row.task = self._bag_task(job.episode, episode.marker_task)
+                row.task = self._bag_task(job.episode, episode.task)
                 self._need_task(row.task, "no task: pass --task, or record a String marker carrying it")
-                frames, times, stamps, indices = episode.frames, episode.times, episode.stamps, None
             elif item.kind == "video":
                 row.task = self.settings.task
                 self._need_task(row.task, "no task: pass --task")
-                frames, times, indices, row.source_frames = lerobot.read_video(
-                    item.path, self.settings.reward.sample_fps)
-                stamps = None
+                episode = video.read_episode(item.path, self.settings.reward.sample_fps)
+                row.source_frames = episode.source_frames
             elif item.kind == "lerobot":
-                episode = item.lerobot
-                row.source_frames = episode.length
-                if episode.error:  # broken data is an error (a broken task is no reason to use --task)
-                    raise TopRewardError(episode.error)
-                row.task = episode.task or self.settings.task
+                dataset_episode = item.lerobot
+                row.source_frames = dataset_episode.length
+                if dataset_episode.error:  # broken data is an error (a broken task is no reason to use --task)
+                    raise TopRewardError(dataset_episode.error)
+                row.task = dataset_episode.task or self.settings.task
                 self._need_task(row.task, "no task: the dataset has none for this episode; pass --task")
-                frames, times, indices = lerobot.read_episode(
-                    item.path, episode, item.fps, self.settings.reward.sample_fps)
-                stamps = None
+                episode = lerobot.read_episode(item.path, dataset_episode, item.fps, self.settings.reward.sample_fps)
             else:
                 raise TopRewardError(f"unknown item kind {item.kind!r}")
-            if not frames:
+            if not episode.frames:
                 raise TopRewardError("the episode has no frames")
             self.streams[0].check_task(row.task)  # a task that cannot be rendered fails its episode, not the batch
+            episode = dataclasses.replace(episode, task=row.task)
         except Exception as exc:  # noqa: BLE001 - bad input of any kind is recorded on its episode, never stops the run
             return self._failed(row, exc, start, episodes_in_item)
-        return _Read(job, row, frames, times, stamps, indices, episodes_in_item, start)
+        return _Read(job, row, episode, episodes_in_item, start)
 
     def _failed(self, row: EpisodeRow, exc: Exception, start: float, episodes_in_item: int | None) -> JobResult:
         message = str(exc) if isinstance(exc, TopRewardError) else f"{type(exc).__name__}: {exc}"
@@ -221,21 +216,22 @@ class Annotator:
         row.worker = self.worker
         return JobResult(Outcome(row), episodes_in_item)
 
-    def _scored(self, read: _Read, curve, static) -> JobResult:
-        row, updates, indices = read.row, curve.updates, read.indices
+    def _scored(self, read: _Read, updates: list[RewardUpdate], static: list[RewardUpdate]) -> JobResult:
+        row, episode, indices = read.row, read.episode, read.episode.frame_indices
+        static_scores = [u.score for u in static]
         # each update's newest sampled frame (past max_frames, frames the stride skips have no update)
         newest = [covered - 1 for covered in itertools.accumulate(u.added for u in updates)]
-        row.status, row.error, row.frames, row.duration_s = Status.OK, "", len(read.frames), read.times[-1]
-        row.voc, row.static_voc = _defined(curve.voc), _defined(static.voc)
+        row.status, row.error, row.frames, row.duration_s = Status.OK, "", len(episode.frames), episode.times[-1]
+        row.voc, row.static_voc = _defined(voc([u.score for u in updates])), _defined(voc(static_scores))
         row.final_score, row.final_progress, row.success = updates[-1].score, updates[-1].progress, updates[-1].success
         row.wall_seconds, row.worker = time.perf_counter() - read.start, self.worker
         frames = [FrameRow(source=row.source, item=row.item, episode=row.episode, frame=number,
                            frame_index=indices[newest[number]] if indices is not None else None, time=u.time,
-                           stamp=u.stamp if read.stamps is not None else None, score=u.score, reward=u.reward,
+                           stamp=u.stamp if episode.stamps is not None else None, score=u.score, reward=u.reward,
                            progress=u.progress, success=u.success, logp_true=list(u.true_logprobs),
                            logp_false=list(u.false_logprobs), static_score=static_score, model_frames=u.frames,
                            stride=u.stride)
-                  for number, (u, static_score) in enumerate(zip(updates, static.values))]
+                  for number, (u, static_score) in enumerate(zip(updates, static_scores))]
         return JobResult(Outcome(row, frames), read.episodes_in_item)
 
     def _read_bag(self, path: str):

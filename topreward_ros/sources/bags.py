@@ -17,11 +17,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import TopRewardError
+from ..stream.episode import Episode
 from ..stream.episode_stream import (DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS, DEFAULT_STAMP_TOLERANCE,
                                      EpisodeStream, tiled)
 from .image_messages import DEFAULT_MAX_PIXELS, ImageConversionError, check_message, header_stamp, message_to_rgb
@@ -61,15 +61,6 @@ def warn_skipped(skipped: dict[str, int], path) -> None:
     if unreported:
         log.warning("%s: bad messages skipped in all: %s (only the first %d of each topic described)", path,
                     ", ".join(f"{n} on {topic}" for topic, n in unreported.items()), WARNINGS_PER_TOPIC)
-
-
-@dataclasses.dataclass
-class Episode:
-    index: int
-    marker_task: str | None = None          # the task a String marker carried, if any
-    frames: list[np.ndarray] = dataclasses.field(default_factory=list)
-    times: list[float] = dataclasses.field(default_factory=list)
-    stamps: list[float] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -163,7 +154,11 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
     wanted = [c for c in reader.connections if c.topic in image_topics or c.topic == marker_topic]
     camera_of = {topic: i for i, topic in enumerate(image_topics)}
     stream = EpisodeStream(len(image_topics), tiled(message_to_rgb), sample_fps, camera_slop, max_gap, stamp_tolerance)
-    episodes = [Episode(0)]
+
+    def new_episode(task: str = "") -> Episode:
+        return Episode(str(path), len(episodes), task, stamps=[])
+
+    episodes = [Episode(str(path), 0, stamps=[])]
     bad = images = fallback_stamps = late = 0
     skipped: dict[str, int] = {}
     for connection, log_time, rawdata in messages(reader, path, wanted):
@@ -171,8 +166,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
         bad += msg is None  # counted; a corrupt marker still starts its episode
         if connection.topic == marker_topic:
             stream.reset()
-            episodes.append(Episode(len(episodes), msg.data if msg is not None and connection.msgtype == STRING
-                                    else None))
+            episodes.append(new_episode(msg.data if msg is not None and connection.msgtype == STRING else ""))
             continue
         images += 1
         if msg is None:
@@ -192,7 +186,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             _warn_bad(skipped, connection.topic, error)
         for sampled in added.sampled:
             if sampled.new_episode:  # stamps went back or jumped
-                episodes.append(Episode(len(episodes)))
+                episodes.append(new_episode())
             episode = episodes[-1]
             episode.frames.append(sampled.frame)
             episode.times.append(sampled.time)

@@ -1,4 +1,4 @@
-"""Reading LeRobot v3 datasets directly, and video files with PyAV.
+"""Reading LeRobot v3 datasets directly.
 
 A LeRobot v3 dataset is read with pyarrow (parquet) and PyAV (video), without LeRobot: LeRobot
 and Ray's ``read_lerobot`` (which imports it) cannot install beside this package's dependencies.
@@ -17,9 +17,9 @@ The layout (``codebase_version`` v3.x):
 - ``data/chunk-*/file-*.parquet``: one row per frame with ``index`` (global), ``episode_index``,
   ``frame_index``, ``timestamp``, ``task_index``.
 
-Frame ``j`` of an episode is at ``j / fps`` seconds. Only the frames the sampler keeps are
-converted to RGB. Videos are decoded with PyAV, whose wheel bundles dav1d: LeRobot records AV1 by
-default, which OpenCV's FFmpeg build cannot decode.
+An episode's frames are timed by their presentation timestamps in its video (``sources.video``, PyAV, which
+decodes the AV1 LeRobot records by default), and at ``j / fps`` for frame ``j`` in a dataset without videos.
+Only the frames the sampler keeps are converted to RGB.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import numpy as np
 
 from ..errors import TopRewardError
 from ..stream.camera_sync import tile
+from ..stream.episode import Episode
 from ..stream.sampler import FrameSampler
+from .video import DecodedVideo, VideoError, decode_video
 
 INFO = "meta/info.json"
 TASKS = "meta/tasks.parquet"
@@ -46,10 +48,6 @@ FRAME_COLUMNS = ("index", "episode_index", "frame_index")
 
 class LeRobotError(TopRewardError, ValueError):
     """A LeRobot dataset that cannot be read as a whole (bad or missing metadata)."""
-
-
-class VideoDecodeError(TopRewardError, ValueError):
-    """A video (or an episode's part of it) that cannot be decoded."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,80 +268,50 @@ def _first_task_index(root: Path, data_files: list[str]) -> tuple[dict[int, int]
     return {episode: task for episode, (_, task) in first.items()}, unreadable
 
 
-def sampled_indices(length: int, fps: float, sample_fps: float) -> list[int]:
-    """Frames of an episode the sampler keeps (frame j at j / fps)."""
-    sampler = FrameSampler(sample_fps)
-    return [j for j in range(length) if sampler.offer(j / fps) is not None]
+def read_episode(root: str | Path, episode: LeRobotEpisode, fps: float, sample_fps: float) -> Episode:
+    """The episode's sampled frames (cameras tiled) with their times and frame indices, and its task ("" when the
+    dataset gives it none).
 
-
-def read_episode(root: str | Path, episode: LeRobotEpisode, fps: float, sample_fps: float
-                 ) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """The sampled frames of an episode (cameras tiled), their times and frame indices."""
+    The first video camera is sampled by its frames' presentation times, from the episode's first frame; the
+    other cameras give the frames of the same frame indices. Without videos, frame ``j`` is at ``j / fps``. Every
+    camera must hold the episode's ``length`` frames from its ``from_timestamp``.
+    """
     if episode.length <= 0:
-        raise VideoDecodeError(f"episode {episode.episode_index} has no frames (length {episode.length})")
-    wanted = sampled_indices(episode.length, fps, sample_fps)
-    per_camera = [decode_clip(Path(root) / clip.path, clip.from_timestamp, episode.length, fps, wanted, clip.key)
-                  for clip in episode.clips]
+        raise VideoError(f"episode {episode.episode_index} has no frames (length {episode.length})")
+    sampler = FrameSampler(sample_fps)
+    root = Path(root)
+    if episode.clips:
+        first = _decode_clip(root, episode, episode.clips[0], fps, lambda j, time: sampler.offer(time) is not None)
+        wanted, times = first.numbers, first.times
+        per_camera = [dict(zip(wanted, first.frames))]
+        wanted_set = set(wanted)
+        for clip in episode.clips[1:]:
+            other = _decode_clip(root, episode, clip, fps, lambda j, time: j in wanted_set, count=wanted[-1] + 1)
+            per_camera.append(dict(zip(other.numbers, other.frames)))
+    else:
+        wanted = [j for j in range(episode.length) if sampler.offer(j / fps) is not None]
+        times, per_camera = [j / fps for j in wanted], []
     if episode.image_keys:
-        per_camera += _image_frames(Path(root), episode, wanted)
-    frames = [tile([camera[j] for camera in per_camera]) for j in wanted]
-    return frames, [j / fps for j in wanted], wanted
+        per_camera += _image_frames(root, episode, wanted)
+    return Episode(str(root), episode.episode_index, episode.task or "",
+                   frames=[tile([camera[j] for camera in per_camera]) for j in wanted], times=times,
+                   frame_indices=wanted, source_frames=episode.length)
 
 
-def decode_clip(path: Path, start: float, length: int, fps: float, wanted: Sequence[int], key: str = ""
-                ) -> dict[int, np.ndarray]:
-    """RGB frames ``wanted`` (indices j: the frame at ``start + j / fps``) of a video. Every wanted frame must be
-    found within half a frame period of its time."""
-    import av
-    import av.error
-
-    what = f"{path}" + (f" ({key})" if key else "")
-    if not path.is_file():
-        raise VideoDecodeError(f"{what}: no such video file")
-    wanted_set, found = set(wanted), {}
+def _decode_clip(root: Path, episode: LeRobotEpisode, clip: CameraClip, fps: float, keep,
+                 count: int | None = None) -> DecodedVideo:
+    """One camera's frames of an episode: those presented from its ``from_timestamp`` to its ``to_timestamp``
+    (each less half a frame period, for rounding), all ``length`` of them unless ``count`` stops sooner."""
     half = 0.5 / fps
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{what}: no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = decoder_threads(av)
-            if start > half and stream.time_base:
-                container.seek(int((start - half) / stream.time_base), stream=stream, backward=True)
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                j = round((frame.time - start) * fps)
-                if frame.time < start - half:
-                    continue
-                if j >= length:
-                    break
-                if j in wanted_set and j not in found:
-                    found[j] = frame.to_ndarray(format="rgb24")
-                    if len(found) == len(wanted_set):
-                        break
-    except av.error.FFmpegError as exc:
-        raise VideoDecodeError(f"{what}: cannot decode: {_reason(exc)}") from exc
-    if not found:
-        raise VideoDecodeError(f"{what}: no frames between {start:.3f} s and {start + length / fps:.3f} s")
-    missing = [j for j in wanted if j not in found]
-    if missing:
-        raise VideoDecodeError(f"{what}: no frame at {start + missing[0] / fps:.3f} s "
-                               f"({len(missing)} of {len(wanted)} sampled frames missing)")
-    return found
-
-
-def decoder_threads(av) -> str:
-    """PyAV's thread_type for decoding. Before PyAV 13, FFmpeg's log messages go through Python: frame threads
-    then need the GIL while a container is closed holding it, and a container the garbage collector closed
-    after an early end of decoding hung for good (seen with PyAV 12 in the lowest tested set). Slice threads
-    are idle between decode calls, so they are used there; frame threads from PyAV 13 on."""
-    return "AUTO" if int(av.__version__.split(".")[0]) >= 13 else "SLICE"
-
-
-def _reason(exc: Exception) -> str:
-    """PyAV's message without the errno and the file name (the caller names the file)."""
-    return " ".join(str(getattr(exc, "strerror", None) or exc).split())
+    what = f"{root / clip.path} ({clip.key})"
+    video = decode_video(root / clip.path, keep, clip.from_timestamp - half, clip.to_timestamp - half,
+                         count or episode.length, what)
+    if not video.total:
+        raise VideoError(f"{what}: no frames between {clip.from_timestamp:.3f} s and {clip.to_timestamp:.3f} s")
+    if video.total < (count or episode.length):
+        raise VideoError(f"{what}: {video.total} frames between {clip.from_timestamp:.3f} s and "
+                         f"{clip.to_timestamp:.3f} s, expected {count or episode.length}")
+    return video
 
 
 def _image_frames(root: Path, episode: LeRobotEpisode, wanted: Sequence[int]) -> list[dict[int, np.ndarray]]:
@@ -356,54 +324,19 @@ def _image_frames(root: Path, episode: LeRobotEpisode, wanted: Sequence[int]) ->
         table = pq.read_table(path, columns=["episode_index", "frame_index", *episode.image_keys],
                               filters=[("episode_index", "==", episode.episode_index)])
     except Exception as exc:  # pyarrow raises several kinds; all mean the same here
-        raise VideoDecodeError(f"{path}: cannot read images: {' '.join(str(exc).split())}") from exc
+        raise VideoError(f"{path}: cannot read images: {' '.join(str(exc).split())}") from exc
     row_of = {f: i for i, f in enumerate(table["frame_index"].to_pylist())}
     cameras = []
     for key in episode.image_keys:
         column, frames = table[key], {}
         for j in wanted:
             if j not in row_of:
-                raise VideoDecodeError(f"{path}: episode {episode.episode_index} has no frame {j}")
+                raise VideoError(f"{path}: episode {episode.episode_index} has no frame {j}")
             cell = column[row_of[j]].as_py()
             data = cell.get("bytes") if isinstance(cell, dict) else cell
             image = None if not data else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if image is None:
-                raise VideoDecodeError(f"{path}: {key} of frame {j} is not a readable image")
+                raise VideoError(f"{path}: {key} of frame {j} is not a readable image")
             frames[j] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         cameras.append(frames)
     return cameras
-
-
-def read_video(path: str | Path, sample_fps: float) -> tuple[list[np.ndarray], list[float], list[int], int]:
-    """A whole video file as one episode: the frames the sampler keeps (by presentation time from the first frame),
-    their times, their frame numbers in decoding order, and the number of frames in the file."""
-    import av
-    import av.error
-
-    path = Path(path)
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: no such video file")
-    sampler = FrameSampler(sample_fps)
-    frames, times, numbers = [], [], []
-    first, total = None, 0
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = decoder_threads(av)
-            for number, frame in enumerate(container.decode(stream)):
-                total = number + 1
-                if frame.time is None:
-                    continue
-                first = frame.time if first is None else first
-                t = sampler.offer(frame.time - first)
-                if t is not None:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-                    times.append(t)
-                    numbers.append(number)
-    except av.error.FFmpegError as exc:
-        raise VideoDecodeError(f"{path}: cannot decode: {_reason(exc)}") from exc
-    if not frames:
-        raise VideoDecodeError(f"{path}: no frames could be read")
-    return frames, times, numbers, total

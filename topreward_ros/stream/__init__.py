@@ -12,6 +12,7 @@ from ..exports import lazy_exports
 
 if TYPE_CHECKING:
     from .camera_sync import CameraSynchronizer
+    from .episode import Episode, run_episode, run_episodes
     from .episode_stream import EpisodeStream, SampledFrame
     from .online import CausalProgress, SuccessDetector
     from .reward_stream import (RewardStream, RewardStreamError, RewardUpdate, UpdateRecordError, session_pool,
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from .sampler import FrameSampler
     from .settings import RewardSettings, SettingsError
 
-_MODULE_OF = {"CameraSynchronizer": "camera_sync", "EpisodeStream": "episode_stream", "SampledFrame": "episode_stream",
+_MODULE_OF = {"CameraSynchronizer": "camera_sync", "Episode": "episode", "run_episode": "episode",
+              "run_episodes": "episode", "EpisodeStream": "episode_stream", "SampledFrame": "episode_stream",
               "CausalProgress": "online", "SuccessDetector": "online", "RewardStream": "reward_stream",
               "RewardStreamError": "reward_stream", "RewardUpdate": "reward_stream",
               "UpdateRecordError": "reward_stream", "update_streams": "reward_stream", "session_pool": "reward_stream",

@@ -21,8 +21,7 @@ import matplotlib.pyplot as plt
 import rclpy
 
 from ..errors import TopRewardError
-from ..evaluation.bag_eval import run_episode
-from ..evaluation.curve import CurveReport
+from ..evaluation.curve import CurveReport, stream_curve
 from ..evaluation.report import write_report
 from ..ros.parameters import parameter_values
 from ..ros.update_listener import UpdateListener, frames_covered
@@ -110,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 def body(argv) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    frames, times = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
+    episode = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
+    episode.task = args.task
+    frames = episode.frames
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -120,8 +121,8 @@ def body(argv) -> int:
     print(f"{PROG}: scoring the same clip offline ({len(frames)} frames at {settings.sample_fps:g} fps) ...",
           flush=True)
     rewards = RewardStream.from_settings(settings)
-    curve = run_episode(rewards, frames, times, args.task)
-    static = run_episode(rewards, [frames[0]] * len(frames), times, args.task)
+    curve = stream_curve(rewards, episode)
+    static = stream_curve(rewards, episode.static_control())
     write_report(CurveReport(curve=curve, static=static), {"video": args.video, "task": args.task},
                  output / "offline")
     plot(live, curve.times, curve.values, plot_path)

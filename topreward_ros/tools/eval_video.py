@@ -49,18 +49,18 @@ def body(argv) -> int:
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
     reward_settings = settings_from(args)
     output = check_report_folder(args.output or f"out/eval-{Path(args.video).stem}", REPORT_FILES, PROG)
-    frames, times = read_episode(args.video, reward_settings.sample_fps)
+    episode = read_episode(args.video, reward_settings.sample_fps)
     reward_model = load_reward_model(reward_settings.model_config())
-    report = evaluate_video(reward_model, reward_settings.scoring, frames, times, args.task, k=args.prefixes,
-                            method=args.method, show_progress=not args.json_summary)
+    report = evaluate_video(reward_model, reward_settings.scoring, episode.frames, episode.times, args.task,
+                            k=args.prefixes, method=args.method, show_progress=not args.json_summary)
     settings = {**settings_of(reward_settings, reward_model), "video": str(args.video), "task": args.task,
-                "frames": len(frames), "prefixes": args.prefixes, "method": args.method}
+                "frames": len(episode.frames), "prefixes": args.prefixes, "method": args.method}
     with staged_report(output, REPORT_FILES, PROG, last=["curve.json"]) as staging:
         write_report(report, settings, staging)
     if args.json_summary:
         print(json.dumps(summary_dict(report, settings)))
     else:
-        print(f"{Path(args.video).name}: {len(frames)} frames, {len(report.curve.lengths)} prefixes, "
+        print(f"{Path(args.video).name}: {len(episode.frames)} frames, {len(report.curve.lengths)} prefixes, "
               f"VOC {format_voc(report.curve.voc)}, static VOC {format_voc(report.static.voc)}, "
               f"final reward {report.curve.values[-1]:.4f}; report in {output}")
     return 0

@@ -34,7 +34,7 @@ def image(frame, stamp) -> Image:
 
 
 def play(args) -> int:
-    frames, times = read_episode(args.video, None)
+    episode = read_episode(args.video, None)
     rclpy.init()
     node = rclpy.create_node("topreward_play_video")
     try:
@@ -46,10 +46,10 @@ def play(args) -> int:
             time.sleep(0.05)
         time.sleep(args.settle)
         start_stamp, start_wall = node.get_clock().now(), time.monotonic()
-        for frame, t in zip(frames, times):
+        for frame, t in zip(episode.frames, episode.times):
             time.sleep(max(0.0, start_wall + t / args.rate - time.monotonic()))
             publisher.publish(image(frame, start_stamp + Duration(nanoseconds=round(t * 1e9))))
-        print(f"played {len(frames)} frames ({times[-1]:.1f} s) of {args.video} on {args.topic}")
+        print(f"played {len(episode.frames)} frames ({episode.times[-1]:.1f} s) of {args.video} on {args.topic}")
         return 0
     finally:
         node.destroy_node()
