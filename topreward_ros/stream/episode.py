@@ -1,5 +1,5 @@
-"""Episode: what every source yields (a bag's episodes, a video file, an image folder, a LeRobot episode, the
-node's live episode), and running episodes through the reward stream, one update per frame."""
+"""Episode: what every source yields (a bag's episodes, a video file, an image folder, a LeRobot episode), and
+running episodes through the reward stream, one update per frame, as the node publishes them."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ class Episode:
     """An episode's sampled frames (HxWx3 uint8 RGB) in time order, each with its time in seconds from the
     episode's first frame and, where the source has them, its stamp (a header stamp, seconds)."""
 
-    source: str          # where it came from: the bag, video file, image folder or LeRobot dataset; "live" for the node
-    index: int = 0       # which episode of its source: a bag's episode number, a LeRobot episode_index, the node's
-                         # episode id; 0 for a video file or an image folder
+    source: str          # where it came from: the bag, video file, image folder or LeRobot dataset
+    index: int = 0       # which episode of its source: a bag's episode number, a LeRobot episode_index; 0 for a
+                         # video file or an image folder
     task: str = ""       # "" where the source gives none (the caller supplies it)
     frames: list[np.ndarray] = dataclasses.field(default_factory=list)
     times: list[float] = dataclasses.field(default_factory=list)
