@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from topreward_ros.stream.episode import Episode
 from topreward_ros.stream.episode_stream import EpisodeStream
 from topreward_ros.stream.live import LiveEpisode
 from topreward_ros.stream.reward_stream import RewardStream, RewardUpdate
@@ -189,3 +190,19 @@ def test_a_failed_update_is_counted_and_the_next_one_goes_on(live_path):
     rewards.finish()
     published.get(timeout=GUARD)
     assert live.snapshot().counters.failing_in_a_row == 0
+
+
+def test_the_live_episode_hands_its_frames_out_as_an_episode():
+    """The live source yields Episode like every other source (test_episodes.py): the frames sampled since
+    the last batch, with their times from the episode's first frame, their stamps, its id and its task."""
+    live = LiveEpisode(EpisodeStream(1, lambda items: items[0], sample_fps=FPS), TASK, backlog=10)
+    live.open()
+    add_frames(live, 10.0, 10.5)
+    first = live.take()
+    add_frames(live, 11.0)
+    second = live.take()
+    live.close()
+    assert isinstance(first.episode, Episode) and isinstance(second.episode, Episode)
+    assert (first.episode.source, first.episode.index, first.episode.task) == ("live", live.episode, TASK)
+    assert (first.episode.frames, first.episode.times, first.episode.stamps) == ([10.0, 10.5], [0.0, 0.5], [10.0, 10.5])
+    assert (second.episode.index, second.episode.times, second.episode.stamps) == (live.episode, [1.0], [11.0])

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .episode import Episode
 from .episode_stream import Added, EpisodeStream, SampledFrame
 from .reward_stream import RewardStream, RewardUpdate
 from .settings import checked_live
@@ -58,10 +59,8 @@ class Snapshot:
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    episode: int
-    task: str
-    frames: list[SampledFrame]
-    settings: dict   # settings changed since the last batch, to apply before scoring it
+    episode: Episode  # the live episode's frames sampled since the last batch (times from its first frame)
+    settings: dict    # settings changed since the last batch, to apply before scoring it
 
 
 class LiveEpisode:
@@ -176,16 +175,17 @@ class LiveEpisode:
         while (batch := self.take()) is not None:
             if batch.settings:
                 rewards.change(**batch.settings)
-            if batch.episode != rewards.episode:
-                rewards.reset(batch.episode)
+            episode = batch.episode
+            if episode.index != rewards.episode:
+                rewards.reset(episode.index)
             try:
-                update = rewards.update(batch.frames, batch.task)
+                update = rewards.update(episode.sampled(), episode.task)
             except Exception as exc:  # noqa: BLE001 - an update must never take the thread down
                 self._record_failure()
                 failed(exc)
                 continue
             if update is None:  # the stride skipped these frames: the episode is unchanged, nothing is new
-                self._record_skipped(len(batch.frames))
+                self._record_skipped(len(episode.frames))
                 continue
             with self._cond:  # a reset waits until the update is published or dropped
                 if not (self._open and update.episode > self._reset_through):
@@ -207,7 +207,8 @@ class LiveEpisode:
             frames = [sampled for _, _, sampled in self._pending[:count]]
             del self._pending[:count]
             settings, self._settings = self._settings, {}
-            return Batch(episode, task, frames, settings)
+            return Batch(Episode("live", episode, task, [f.frame for f in frames], [f.time for f in frames],
+                                 [f.stamp for f in frames]), settings)
 
     def _record_update(self, update: RewardUpdate) -> None:
         self.counters.updates += 1
