@@ -26,8 +26,8 @@ from ..evaluation.worker_pool import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EPISODE_TI
 from ..method.model import load_reward_model
 from ..sources.collections import find_sources
 from ..options import float_between, int_between, output_folder
-from .common import (REWARD_SETTINGS, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
-                     settings_from)
+from .common import REWARD_SETTINGS, add_model_arguments, add_settings_arguments, settings_from
+from .program import entry_point, program_parser
 from .eval_bag import add_bag_arguments, listed_tasks, stamp_gap
 
 PROG = "topreward-annotate"
@@ -38,7 +38,7 @@ MAX_RESOURCES_PER_WORKER = 1024.0  # CPUs or GPUs one actor asks Ray for
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = program_parser(PROG, __doc__)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="bag tree, LeRobot v3 dataset, video file or folder")
     p.add_argument("--output", type=output_folder, required=True, metavar="DIR",
                    help="run folder: new, empty, or a previous run of the same command (then it resumes)")
@@ -79,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default {DEFAULT_EPISODE_TIMEOUT})")
     add_settings_arguments(p, "reward (the node's parameters; the 'reward' and 'success' columns)", REWARD_SETTINGS)
     add_model_arguments(p)
-    add_scoring_arguments(p)
     return p
 
 
@@ -97,8 +96,7 @@ def annotate_settings(args) -> AnnotateSettings:
         cameras=tuple(args.cameras or ()))
 
 
-def body(argv) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     ray_only = {"--workers": args.workers, "--gpus-per-worker": args.gpus_per_worker,
                 "--ray-connect-timeout": args.ray_connect_timeout, "--episode-timeout": args.episode_timeout}
     given = [name for name, value in ray_only.items() if value is not None]
@@ -150,8 +148,7 @@ def body(argv) -> int:
     return 1 if summary["failed"] else 0
 
 
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

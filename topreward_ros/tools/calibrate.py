@@ -29,7 +29,8 @@ from ..method.model import load_reward_model
 from ..options import int_between, output_file
 from ..outputs import write_text_atomic
 from ..stream.online import SUCCESS_CONSECUTIVE_RANGE
-from .common import add_model_arguments, add_scoring_arguments, run, settings_from
+from .common import add_model_arguments, settings_from
+from .program import entry_point, program_parser
 from .eval_bag import add_bag_arguments, stamp_gap
 
 PROG = "topreward-calibrate"
@@ -96,8 +97,7 @@ def final_scores(args, reward_model, settings, default_task: str | None, entries
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program_parser(PROG, __doc__)
     parser.add_argument("labels", help="YAML listing bag, episode and success of each labelled episode")
     parser.add_argument("--output", type=output_file, default="out/calibration/success.yaml",
                         help="params YAML to write (default %(default)s)")
@@ -105,12 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also set success_consecutive in the params YAML")
     add_bag_arguments(parser)
     add_model_arguments(parser)
-    add_scoring_arguments(parser)
     return parser
 
 
-def body(argv) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     output = Path(args.output)
     default_task, entries = read_labels(Path(args.labels))
@@ -130,8 +128,7 @@ def body(argv) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

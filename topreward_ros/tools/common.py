@@ -1,13 +1,10 @@
-"""Command-line options shared by the tools, and their error handling."""
+"""Command-line options shared by the programs that load the model: RewardSettings fields as options."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
-from ..errors import TopRewardError
 from ..options import Size, float_between, int_between
 from ..stream.settings import RewardSettings
 
@@ -45,10 +42,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, title: str, names, a
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and how it scores: the options of every program that loads the model."""
     add_settings_arguments(parser, "model", MODEL_SETTINGS)
-
-
-def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_arguments(parser, "scoring", SCORING_SETTINGS)
 
 
@@ -70,12 +65,3 @@ def settings_of(settings: RewardSettings, reward_model) -> dict:
     return {**settings.record(), "device": str(reward_model.device),
             "dtype": str(reward_model.dtype).removeprefix("torch."), "quantization": reward_model.quantization}
 
-
-def run(prog: str, body, argv=None) -> int:
-    """Run a tool's body; a TopRewardError becomes one 'prog: error: ...' line and exit code 2."""
-    logging.basicConfig(level=logging.WARNING, format=f"{prog}: %(levelname)s: %(message)s")
-    try:
-        return body(argv)
-    except TopRewardError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2

@@ -29,12 +29,24 @@ from ..sources.video import read_episode
 from ..options import output_folder
 from ..stream.reward_stream import RewardStream, RewardUpdate
 from ..stream.settings import RewardSettings
-from .common import add_model_arguments, add_scoring_arguments, add_settings_arguments, run, settings_from
+from .common import add_model_arguments, add_settings_arguments, settings_from
+from .program import entry_point, program_parser
 
 PROG = "topreward-demo"
 TOPIC = "/topreward_demo/camera/image_raw"
 AGREEMENT = 1e-4
 STARTUP_TIMEOUT = 120.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = program_parser(PROG, __doc__)
+    parser.add_argument("video", help="video file (mp4, avi, ...)")
+    parser.add_argument("--task", required=True, help="the instruction the robot is given")
+    parser.add_argument("--output", type=output_folder, default="out/demo",
+                        help="folder for the plot, logs and offline report (default %(default)s)")
+    add_settings_arguments(parser, "sampling", ["sample_fps"])
+    add_model_arguments(parser)
+    return parser
 
 
 def node_command(settings: RewardSettings, task: str) -> list[str]:
@@ -93,21 +105,7 @@ def live_run(args, settings: RewardSettings, output: Path, expected_frames: int)
         rclpy.try_shutdown()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", help="video file (mp4, avi, ...)")
-    parser.add_argument("--task", required=True, help="the instruction the robot is given")
-    parser.add_argument("--output", type=output_folder, default="out/demo",
-                        help="folder for the plot, logs and offline report (default %(default)s)")
-    add_settings_arguments(parser, "sampling", ["sample_fps"])
-    add_model_arguments(parser)
-    add_scoring_arguments(parser)
-    return parser
-
-
-def body(argv) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     episode = read_episode(args.video, settings.sample_fps)  # the frames the node will sample
     episode.task = args.task
@@ -139,8 +137,7 @@ def body(argv) -> int:
     return 0 if agree else 1
 
 
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

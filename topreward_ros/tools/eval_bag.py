@@ -26,8 +26,8 @@ from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, write_report
 from ..outputs import json_safe, write_text_atomic
-from .common import (SAMPLING_SETTINGS, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
-                     settings_from, settings_of)
+from .common import SAMPLING_SETTINGS, add_model_arguments, add_settings_arguments, settings_from, settings_of
+from .program import entry_point, program_parser
 
 PROG = "topreward-eval-bag"
 REPORT_FILES = re.compile(r"summary\.(json|md)|episode_\d{3,}\.(json|csv|png)")  # what the report folder holds
@@ -100,8 +100,7 @@ def markdown(summary: dict, settings: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program_parser(PROG, __doc__)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
     parser.add_argument("--output", type=output_folder,
                         help="report folder (default out/eval-bag-<bag name>): new, empty or a previous report of this "
@@ -109,12 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json-summary", action="store_true", help="print the summary as JSON on stdout")
     add_bag_arguments(parser)
     add_model_arguments(parser)
-    add_scoring_arguments(parser)
     return parser
 
 
-def body(argv) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     reward_settings = settings_from(args)
     output = check_report_folder(args.output or f"out/eval-bag-{Path(args.bag).name}", REPORT_FILES, PROG)
     bag, tasks = load_bag_episodes(args)
@@ -141,8 +138,7 @@ def body(argv) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

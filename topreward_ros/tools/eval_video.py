@@ -19,16 +19,15 @@ from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
 from ..options import output_folder
-from .common import (add_curve_arguments, add_model_arguments, add_scoring_arguments, add_settings_arguments, run,
-                     settings_from, settings_of)
+from .common import add_curve_arguments, add_model_arguments, add_settings_arguments, settings_from, settings_of
+from .program import entry_point, program_parser
 
 PROG = "topreward-eval-video"
 REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder holds
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program_parser(PROG, __doc__)
     parser.add_argument("video", help="video file (mp4, avi, ...) or a folder of images")
     parser.add_argument("--task", required=True, help="the instruction the robot is given")
     parser.add_argument("--output", type=output_folder, default=None,
@@ -38,13 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(parser, "sampling (for an image folder, --sample-fps is the rate of its images)",
                            ["sample_fps"], aliases={"sample_fps": ("--fps",)})
     add_model_arguments(parser)
-    add_scoring_arguments(parser)
     add_curve_arguments(parser)
     return parser
 
 
-def body(argv) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     if not args.task.strip():
         raise TopRewardError("the task is empty: pass --task \"what the robot should do\"")
     reward_settings = settings_from(args)
@@ -66,8 +63,7 @@ def body(argv) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from ..errors import TopRewardError
 from ..options import playback_rate, wait_seconds
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
 from ..sources.video import read_episode
+from .program import entry_point, program_parser
 
 PROG = "topreward-play-video"
 SUBSCRIBER_TIMEOUT = 60.0
@@ -57,8 +58,7 @@ def play(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program_parser(PROG, __doc__)
     parser.add_argument("video", help="video file (mp4, avi, ...)")
     parser.add_argument("--topic", default=DEFAULT_IMAGE_TOPIC, help="image topic (default %(default)s)")
     parser.add_argument("--rate", type=playback_rate, default=1.0,
@@ -68,15 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def body(args: argparse.Namespace) -> int:
     try:
         return play(args)
-    except TopRewardError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 0
+
+
+main = entry_point(PROG, build_parser, body)
 
 
 if __name__ == "__main__":

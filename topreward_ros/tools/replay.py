@@ -48,7 +48,8 @@ from ..stream.episode_stream import EpisodeStream
 from ..stream.reward_stream import RewardUpdate
 from ..stream.settings import RewardSettings
 from ..ros.update_listener import ReceivedUpdates, frames_covered
-from .common import add_settings_arguments, run, settings_from
+from .common import add_settings_arguments, settings_from
+from .program import entry_point, program_parser
 
 PROG = "topreward-replay"
 RECORDED = {"update": "std_msgs/msg/String", "reward": "std_msgs/msg/Float32", "success": "std_msgs/msg/Bool"}
@@ -299,8 +300,7 @@ def write_bag(args, path: Path, record: list) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program_parser(PROG, __doc__)
     parser.add_argument("bag", help="rosbag2 directory (or its .db3 / .mcap file)")
     parser.add_argument("--topics", nargs="+", help="topics to play (default: all but the marker topic)")
     parser.add_argument("--rate", type=playback_rate, default=1.0,
@@ -328,12 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def body(argv) -> int:
-    return play(build_parser().parse_args(argv))
-
-
-def main(argv=None) -> int:
-    return run(PROG, body, argv)
+main = entry_point(PROG, build_parser, play)
 
 
 if __name__ == "__main__":
