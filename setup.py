@@ -36,6 +36,15 @@ annotate_requires = [
     "av>=12.0",                           # PyAV: decodes AV1 (bundled dav1d), which OpenCV cannot
 ]
 ray_requires = ["ray>=2.31"]             # 2.31: ActorPool and the actor-death errors test_annotate uses
+# The Gymnasium reward wrappers (topreward_ros.rl): an extra, which the node does not need.
+rl_requires = [
+    "gymnasium>=1.0.0",                   # 1.0: VectorWrapper and the autoreset modes the vector wrapper handles
+]
+# The tests also render a pygame environment and train stable-baselines3 PPO on a wrapped one.
+rl_test_requires = [
+    "pygame>=2.1.3",                      # gymnasium[classic-control]'s floor; renders rgb_array headless
+    "stable-baselines3>=2.4.0",           # 2.4: first that accepts gymnasium 1.0
+]
 
 # Test requirements. colcon runs pytest for an ament_python package only when pytest is declared here.
 # pytest < 9: launch_testing's pytest plugin fails to load under pytest 9 in the ROS 2 releases without
@@ -48,7 +57,7 @@ tests_require = [
     "ruff>=0.17.6,<0.18",
     "mypy>=2.4.1,<3",
     "psutil>=6.0",                        # memory checks of the node tests; 6.0: first with aarch64 wheels
-] + annotate_requires + ray_requires      # test_annotate runs topreward-annotate on a local Ray cluster
+] + annotate_requires + ray_requires + rl_requires + rl_test_requires  # test_annotate: a local Ray cluster
 # Older colcon reads tests_require; setuptools 72 and later dropped the option (and warn about it).
 legacy_options = {"tests_require": tests_require} if int(setuptools.__version__.split(".")[0]) < 72 else {}
 
@@ -65,7 +74,8 @@ setup(
     ],
     python_requires=">=3.10",
     install_requires=install_requires,
-    extras_require={"test": tests_require, "annotate": annotate_requires, "ray": annotate_requires + ray_requires},
+    extras_require={"test": tests_require, "annotate": annotate_requires, "ray": annotate_requires + ray_requires,
+                    "rl": rl_requires},
     **legacy_options,
     classifiers=[
         "Programming Language :: Python :: 3.10",
