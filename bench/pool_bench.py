@@ -30,7 +30,7 @@ from stream_bench import DEFAULT_RESOLUTION, TASK, add_model_options, load_model
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import parse_resolution, resize_frame
 from topreward_ros.method.prompts import load_prompt_set
-from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.config import ScoringConfig
 from topreward_ros.method.sessions import SessionPool
 from topreward_ros.synthetic.scene import scene_frames
 

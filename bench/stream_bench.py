@@ -36,11 +36,12 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FramePair, parse_resolution, resize_frame
-from topreward_ros.method.model import ModelConfig, RewardModel, load_reward_model, resolve, single_token_id
+from topreward_ros.method.config import ModelConfig, ScoringConfig
+from topreward_ros.method.model import RewardModel, load_reward_model, resolve, single_token_id
 from topreward_ros.method.prompts import fill_prompt, load_prompt_set
 from topreward_ros.method.rendering import Renderer
 from topreward_ros.method.reference import ReferenceScorer
-from topreward_ros.method.scoring import ScoringConfig, answer_logprobs
+from topreward_ros.method.scoring import answer_logprobs
 from topreward_ros.synthetic.model import SHAPES, build_model, build_processor, build_tokenizer, write_test_model
 from topreward_ros.synthetic.scene import scene_frames
 from topreward_ros.method.vision import encode_pairs

@@ -8,7 +8,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: a hub id must fail fast, not hang
 
-from topreward_ros.method.model import ModelConfig, load_reward_model
+from topreward_ros.method.config import ModelConfig
+from topreward_ros.method.model import load_reward_model
 from topreward_ros.synthetic.model import write_test_model
 
 SMALL_RESOLUTION = (64, 96)  # 2x3 tokens per pair: keeps the reference recompute fast

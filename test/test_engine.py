@@ -6,11 +6,12 @@ import numpy as np
 import torch
 import pytest
 
-from topreward_ros.stream.episode import Episode, run_episode
+from topreward_ros.stream.episode import Episode
+from topreward_ros.stream.reward_stream import run_episode
 from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FrameError, pair_frames, resize_frame
 from topreward_ros.method.reference import ReferenceScorer
-from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.config import ScoringConfig
 from topreward_ros.method.vision import encode_pairs
 from topreward_ros.stream.episode_stream import SampledFrame
 from topreward_ros.stream.reward_stream import RewardStream

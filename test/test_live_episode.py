@@ -10,7 +10,8 @@ import pytest
 from topreward_ros.stream.episode import Episode
 from topreward_ros.stream.episode_stream import EpisodeStream
 from topreward_ros.stream.live import LiveEpisode
-from topreward_ros.stream.reward_stream import RewardStream, RewardUpdate
+from topreward_ros.stream.reward_stream import RewardStream
+from topreward_ros.stream.update import RewardUpdate
 from topreward_ros.stream.settings import LIVE_SETTINGS, RewardSettings, SettingsError
 
 TASK = "stack the cups"

@@ -6,7 +6,8 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
-from topreward_ros.method.model import ModelConfig, ModelLoadError, load_reward_model, single_token_id
+from topreward_ros.method.config import ModelConfig, ModelLoadError
+from topreward_ros.method.model import load_reward_model, single_token_id
 from topreward_ros.method.reference import ReferenceScorer
 from topreward_ros.method.scoring import ScoringConfig
 
@@ -74,7 +75,8 @@ def test_4bit_without_bitsandbytes_is_one_clear_error(tmp_path, tiny_model_dir):
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('no CUDA backend for this platform')\n")
     code = textwrap.dedent(f"""
-        from topreward_ros.method.model import ModelConfig, ModelLoadError, load_reward_model
+        from topreward_ros.method.config import ModelConfig, ModelLoadError
+        from topreward_ros.method.model import load_reward_model
         try:
             load_reward_model(ModelConfig(model={str(tiny_model_dir)!r}, device="cpu", quantization="4bit"))
         except ModelLoadError as exc:

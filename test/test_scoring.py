@@ -7,7 +7,7 @@ from topreward_ros.method.frames import FrameError, resize_frame
 from topreward_ros.method.prompts import PromptError, fill_prompt, load_prompt_set
 from topreward_ros.method.rendering import Renderer
 from topreward_ros.method.reference import ReferenceScorer
-from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.config import ScoringConfig
 from topreward_ros.method.vision import PROCESSOR_DROPS_OUTER_VISION_PAIR
 
 from conftest import SMALL_RESOLUTION

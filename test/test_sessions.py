@@ -10,7 +10,7 @@ from topreward_ros.method.engine import StreamingEngine
 from topreward_ros.method.frames import FrameError
 from topreward_ros.method.reference import ReferenceScorer
 from topreward_ros.method.rendering import RenderError
-from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.config import ScoringConfig
 from topreward_ros.method.sessions import SessionError, SessionPool
 
 from conftest import SMALL_RESOLUTION

@@ -19,7 +19,7 @@ from rosbags.typesys import Stores, get_typestore
 from topreward_ros.evaluation.report import check_report_folder, staged_report
 from topreward_ros.outputs import OutputError
 from topreward_ros.sources.bags import WARNINGS_PER_TOPIC, open_bag, read_episodes
-from topreward_ros.stream.reward_stream import RewardUpdate
+from topreward_ros.stream.update import RewardUpdate
 from topreward_ros.stream.settings import RewardSettings
 from topreward_ros.synthetic.scene import render_scene
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from topreward_ros.stream.reward_stream import RewardUpdate, UpdateRecordError
+from topreward_ros.stream.update import RewardUpdate, UpdateRecordError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 UPDATE = RewardUpdate(episode=3, task="put the red block in the bowl", stamp=1700000000.123456789, time=2.5,

@@ -10,9 +10,11 @@ from tqdm import tqdm
 from ..method.engine import StreamingEngine
 from .metrics import min_max_progress, prefix_lengths, voc
 from ..method.reference import ReferenceScorer
-from ..method.scoring import Score, ScoringConfig
-from ..stream.episode import Episode, run_episode
-from ..stream.reward_stream import RewardStream, RewardUpdate
+from ..method.config import ScoringConfig
+from ..method.scoring import Score
+from ..stream.episode import Episode
+from ..stream.reward_stream import RewardStream, run_episode
+from ..stream.update import RewardUpdate
 
 DEFAULT_PREFIXES = 15
 METHODS = ("stream", "reference")

@@ -22,9 +22,10 @@ from ..sources import lerobot, video
 from ..sources.bags import read_episodes
 from ..sources.collections import Item, part_name
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
-from ..stream.episode import Episode, run_episodes
+from ..stream.episode import Episode
 from ..stream.episode_stream import DEFAULT_MAX_GAP
-from ..stream.reward_stream import RewardStream, RewardUpdate, session_pool
+from ..stream.reward_stream import RewardStream, run_episodes, session_pool
+from ..stream.update import RewardUpdate
 from ..stream.settings import RewardSettings
 from .annotation_records import EpisodeRow, FrameRow, Status
 from .metrics import voc

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scoring import ScoringConfig
-from .sessions import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE, SessionPool, Update
+from .config import DEFAULT_MAX_FRAMES, ScoringConfig
+from .sessions import SessionPool, Update
 
-__all__ = ["DEFAULT_MAX_FRAMES", "MAX_FRAMES_RANGE", "StreamingEngine", "Update"]
+__all__ = ["StreamingEngine", "Update"]
 
 
 class StreamingEngine:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import TopRewardError
+from .config import ModelConfig, ModelLoadError
 from .rendering import Renderer
 
 import dataclasses
@@ -14,40 +14,10 @@ import torch
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-QUANTIZATIONS = ("none", "4bit", "8bit")
-DEFAULT_MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 ANSWER_TRUE = " True"
 ANSWER_FALSE = " False"
-
-
-class ModelLoadError(TopRewardError, RuntimeError):
-    """The model cannot be loaded; the message is one line saying what to do."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Which model to load and how.
-
-    model: a hub id (e.g. Qwen/Qwen3-VL-2B-Instruct) or a local checkpoint directory.
-    dtype: auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32.
-    quantization: auto (4bit on a CUDA GPU, none on the CPU) | none | 4bit (NF4, double quant, bf16 compute;
-        vision tower and lm_head kept) | 8bit.
-    device: auto (GPU if present, else CPU with a warning) | cpu | cuda | cuda:N.
-    """
-
-    model: str = DEFAULT_MODEL
-    dtype: str = "auto"
-    quantization: str = "auto"
-    device: str = "auto"
-
-    def __post_init__(self):
-        if self.dtype != "auto" and self.dtype not in DTYPES:
-            raise ModelLoadError(f"unknown dtype {self.dtype!r}: use auto, {', '.join(DTYPES)}")
-        if self.quantization != "auto" and self.quantization not in QUANTIZATIONS:
-            raise ModelLoadError(f"unknown quantization {self.quantization!r}: use auto, {', '.join(QUANTIZATIONS)}")
-        if not self.model.strip():
-            raise ModelLoadError("no model given: pass a hub id or a local checkpoint directory")
+# The torch dtype of each ModelConfig dtype name.
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +82,7 @@ def resolve_device(device: str) -> torch.device:
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return DTYPES[dtype]
+    return TORCH_DTYPES[dtype]
 
 
 def quantization_config(quantization: str):

@@ -8,7 +8,8 @@ import torch
 from .frames import pair_frames, resize_frame
 from .prompts import fill_prompt
 from .rendering import Renderer
-from .scoring import Score, ScoringConfig, answer_logprobs, make_score
+from .config import ScoringConfig
+from .scoring import Score, answer_logprobs, make_score
 from .vision import video_inputs
 
 

@@ -7,30 +7,8 @@ import statistics
 
 import torch
 
-from .frames import DEFAULT_RESOLUTION, check_resolution
-from .prompts import load_prompt_set, select_prompts
 
 VOCAB_CHUNK = 32768  # rows of lm_head cast to float32 at a time (bounded extra memory)
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoringConfig:
-    """What is scored: the prompt templates (an ensemble averages them), contrastive or not,
-    the rendering (role markers or bare) and the fixed frame resolution (width, height)."""
-
-    prompts: tuple[str, ...] = ()
-    contrastive: bool = False
-    role_markers: bool = True
-    resolution: tuple[int, int] = DEFAULT_RESOLUTION
-
-    def __post_init__(self):
-        if not self.prompts:
-            object.__setattr__(self, "prompts", tuple(load_prompt_set()[:1]))
-        check_resolution(self.resolution)
-
-    @classmethod
-    def from_options(cls, prompts_file=None, ensemble_size: int = 1, **kwargs) -> "ScoringConfig":
-        return cls(prompts=tuple(select_prompts(load_prompt_set(prompts_file), ensemble_size)), **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)

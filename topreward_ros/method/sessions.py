@@ -42,11 +42,10 @@ from transformers import DynamicCache
 from .frames import FrameError, FramePair, pair_frames, resize_frame
 from .prompts import fill_prompt
 from .rendering import VIDEO, Renderer, Segment
-from .scoring import Score, ScoringConfig, answer_logprobs, make_score
+from .config import DEFAULT_MAX_FRAMES, ScoringConfig
+from .scoring import Score, answer_logprobs, make_score
 from .vision import GroupFeatures, encode_pairs, rope_index
 
-DEFAULT_MAX_FRAMES = 64  # frames kept per episode before every other one is dropped
-MAX_FRAMES_RANGE = (4, 1024)  # an even number in this range: past it every other frame is dropped
 DEFAULT_CAPACITY = 16    # sessions a pool holds at once
 _PROMPT_CACHE_SIZE = 256  # rendered prompt sets kept (one per task)
 

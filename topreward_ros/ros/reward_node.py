@@ -30,7 +30,8 @@ from ..method.prompts import fill_prompt
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp, message_to_rgb
 from ..stream.episode_stream import EpisodeStream, tiled
 from ..stream.live import LiveEpisode
-from ..stream.reward_stream import RewardStream, RewardUpdate
+from ..stream.reward_stream import RewardStream
+from ..stream.update import RewardUpdate
 from ..stream.settings import LIVE_SETTINGS, checked_live
 from .diagnostics import Diagnostics, NodeStatus
 from .parameters import BY_NAME, PARAMETERS, camera_topics, settings_from

@@ -10,7 +10,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
-from ..stream.reward_stream import RewardUpdate, UpdateRecordError
+from ..stream.update import RewardUpdate, UpdateRecordError
 
 
 def frames_covered(updates: Sequence[RewardUpdate]) -> int:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from .episode import Episode
 from .episode_stream import Added, EpisodeStream, SampledFrame
-from .reward_stream import RewardStream, RewardUpdate
+from .reward_stream import RewardStream
+from .update import RewardUpdate
 from .settings import checked_live
 
 LATENCY_WINDOW = 50  # updates whose model time the snapshot keeps

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 
 from ..errors import TopRewardError
 from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
-from ..method.model import DEFAULT_MODEL, DTYPES, QUANTIZATIONS, ModelConfig
+from ..method.config import (DEFAULT_MAX_FRAMES, DEFAULT_MODEL, DTYPES, MAX_FRAMES_RANGE, QUANTIZATIONS, ModelConfig,
+                             ScoringConfig)
 from ..method.prompts import MAX_ENSEMBLE
-from ..method.scoring import ScoringConfig
-from ..method.sessions import DEFAULT_MAX_FRAMES, MAX_FRAMES_RANGE
 from .episode_stream import (CAMERA_SLOP_RANGE, DEFAULT_CAMERA_SLOP, DEFAULT_MAX_GAP, DEFAULT_SAMPLE_FPS,
                              DEFAULT_STAMP_TOLERANCE, MAX_GAP_RANGE, SAMPLE_FPS_RANGE, STAMP_TOLERANCE_RANGE)
 from .online import (DEFAULT_SUCCESS_CONSECUTIVE, DEFAULT_SUCCESS_THRESHOLD, SUCCESS_CONSECUTIVE_RANGE,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluation.curve import DEFAULT_PREFIXES, METHODS
 from ..options import Size, float_between, int_between
 from ..stream.settings import RewardSettings
 
-MAX_PREFIXES = 10_000
 SETTINGS = {field.name: (field, spec) for field, spec in RewardSettings.specs()}
 # The RewardSettings fields each kind of tool takes as options (--field-name, the node's parameter name).
 MODEL_SETTINGS = ("model", "quantization", "dtype", "device")
@@ -45,14 +43,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and how it scores: the options of every program that loads the model."""
     add_settings_arguments(parser, "model", MODEL_SETTINGS)
     add_settings_arguments(parser, "scoring", SCORING_SETTINGS)
-
-
-def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("curve")
-    group.add_argument("--prefixes", type=int_between(2, MAX_PREFIXES), default=DEFAULT_PREFIXES, metavar="K",
-                       help="number of prefixes on the curve (default %(default)s)")
-    group.add_argument("--method", choices=METHODS, default="stream",
-                       help="stream: cached engine (default); reference: full recompute per prefix")
 
 
 def settings_from(args: argparse.Namespace) -> RewardSettings:

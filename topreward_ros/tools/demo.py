@@ -27,7 +27,8 @@ from ..ros.parameters import parameter_values
 from ..ros.update_listener import UpdateListener, frames_covered
 from ..sources.video import read_episode
 from ..options import output_folder
-from ..stream.reward_stream import RewardStream, RewardUpdate
+from ..stream.reward_stream import RewardStream
+from ..stream.update import RewardUpdate
 from ..stream.settings import RewardSettings
 from .common import add_model_arguments, add_settings_arguments, settings_from
 from .program import entry_point, program_parser

@@ -12,18 +12,19 @@ import re
 import sys
 from pathlib import Path
 
-from ..evaluation.curve import evaluate_video
+from ..evaluation.curve import DEFAULT_PREFIXES, METHODS, evaluate_video
 from ..errors import TopRewardError
 from ..evaluation.metrics import format_voc
 from ..method.model import load_reward_model
 from ..evaluation.report import check_report_folder, staged_report, summary_dict, write_report
 from ..sources.video import read_episode
-from ..options import output_folder
-from .common import add_curve_arguments, add_model_arguments, add_settings_arguments, settings_from, settings_of
+from ..options import int_between, output_folder
+from .common import add_model_arguments, add_settings_arguments, settings_from, settings_of
 from .program import entry_point, program_parser
 
 PROG = "topreward-eval-video"
 REPORT_FILES = re.compile(r"curve\.(json|csv|png)")  # what the report folder holds
+MAX_PREFIXES = 10_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     add_curve_arguments(parser)
     return parser
+
+
+def add_curve_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("curve")
+    group.add_argument("--prefixes", type=int_between(2, MAX_PREFIXES), default=DEFAULT_PREFIXES, metavar="K",
+                       help="number of prefixes on the curve (default %(default)s)")
+    group.add_argument("--method", choices=METHODS, default="stream",
+                       help="stream: cached engine (default); reference: full recompute per prefix")
 
 
 def body(args: argparse.Namespace) -> int:

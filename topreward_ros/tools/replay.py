@@ -45,7 +45,7 @@ from ..errors import TopRewardError
 from ..options import int_between, new_path, output_file, playback_rate, wait_seconds
 from ..outputs import atomic_path
 from ..stream.episode_stream import EpisodeStream
-from ..stream.reward_stream import RewardUpdate
+from ..stream.update import RewardUpdate
 from ..stream.settings import RewardSettings
 from ..ros.update_listener import ReceivedUpdates, frames_covered
 from .common import add_settings_arguments, settings_from
