@@ -9,7 +9,7 @@ import torch
 from topreward_ros.method.config import ModelConfig, ModelLoadError
 from topreward_ros.method.model import load_reward_model, single_token_id
 from topreward_ros.method.reference import ReferenceScorer
-from topreward_ros.method.scoring import ScoringConfig
+from topreward_ros.method.config import ScoringConfig
 
 from conftest import SMALL_RESOLUTION
 
