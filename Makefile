@@ -45,11 +45,12 @@ $(VENV_LOWEST)/.installed: requirements-lowest.txt requirements-ros.txt setup.py
 	$(call install_lock,$(VENV_LOWEST),requirements-lowest.txt)
 
 test: install
-	$(BIN)/python -m pytest test --durations=10
+	$(BIN)/python -m pytest test --durations=10 --junitxml=build/test-report.xml
 
 # The dependency resolution check (test_dependencies.py) already ran in `make test`.
 test-lowest: install-lowest
-	$(BIN_LOWEST)/python -m pytest test -m "not dds" --ignore=test/test_dependencies.py --durations=10
+	$(BIN_LOWEST)/python -m pytest test -m "not dds" --ignore=test/test_dependencies.py --durations=10 \
+		--junitxml=build/test-lowest-report.xml
 
 demo: install
 	$(BIN)/topreward-make-test-model $(OUT)/tiny-model
