@@ -188,6 +188,7 @@ def _read(reader, path, image_topics, sample_fps, marker_topic, max_gap, camera_
             if sampled.new_episode:  # stamps went back or jumped
                 episodes.append(new_episode())
             episode = episodes[-1]
+            assert episode.stamps is not None  # new_episode stamps every episode of a bag
             episode.frames.append(sampled.frame)
             episode.times.append(sampled.time)
             episode.stamps.append(sampled.stamp)

@@ -96,7 +96,7 @@ def compressed_size(msg: Any) -> tuple[int, int]:
     if data.size == 0:
         raise ImageConversionError(f"compressed image has no data (format {msg.format!r})")
     try:
-        with PILImage.open(io.BytesIO(data)) as image:
+        with PILImage.open(io.BytesIO(data.tobytes())) as image:
             return image.size
     except PILImage.DecompressionBombError as exc:
         raise ImageConversionError(f"compressed image declares an absurd size ({exc})") from exc

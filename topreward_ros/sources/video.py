@@ -82,7 +82,7 @@ def decode_video(path: Path, keep: Callable[[int, float], bool], start: float = 
             if start > 0 and stream.time_base:
                 container.seek(int(start / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
-                if frame.pts is None or frame.time < start:
+                if frame.pts is None or frame.time_base is None or frame.time < start:
                     continue
                 if frame.time >= end or video.total == count:
                     break
