@@ -35,6 +35,7 @@ from ..stream.update import RewardUpdate
 from ..stream.settings import LIVE_SETTINGS, checked_live
 from .diagnostics import Diagnostics, NodeStatus
 from .parameters import BY_NAME, PARAMETERS, camera_topics, settings_from
+from .services import RESET_MESSAGE
 
 NODE_NAME = "topreward"
 THROTTLE_SECONDS = 5.0
@@ -293,7 +294,7 @@ class RewardNode(LifecycleNode):
             return response
         episode = live.reset()
         response.success = True
-        response.message = f"episode {episode} started"
+        response.message = RESET_MESSAGE.format(episode)
         return response
 
     # -- input ----------------------------------------------------------------------------
