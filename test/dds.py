@@ -218,7 +218,7 @@ class Listener:
                       what=f"the node's update publisher {'matched' if matched else 'gone'}")
 
     def call(self, service_type, name: str, request):
-        from topreward_ros.tools.replay import call_service
+        from topreward_ros.ros.services import call_service
 
         return call_service(self.node, service_type, name, request)
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -33,17 +34,26 @@ def bag(tmp_path_factory):
     return path
 
 
-def replay_through_node(tmp_path, model_dir, bag, *replay_args, **node_args):
-    """Play ``bag`` with topreward-replay to a running node (use_sim_time); the recorded updates
-    grouped by episode, in order, and the replay's output."""
+@contextmanager
+def node_playing(tmp_path, model_dir, bag, *replay_args, **node_args):
+    """A node (use_sim_time) and topreward-replay playing ``bag`` to it (the replay's Process), for the body of
+    the with; then the replay must end with status 0, and both stop."""
     node = start_node(tmp_path, model=model_dir, quantization="none", sample_fps=2, use_sim_time="true", **node_args)
     replay = Process([str(BIN / "topreward-replay"), str(bag), "--topics", "/camera/image_raw",
                       "--output", str(tmp_path / "live.csv"), *replay_args], tmp_path / "replay.log")
     try:
+        yield replay
         assert replay.popen.wait(240) == 0, replay.output() + node.output()
     finally:
         replay.stop()
         node.stop()
+
+
+def replay_through_node(tmp_path, model_dir, bag, *replay_args, **node_args):
+    """Play ``bag`` with topreward-replay to a running node (use_sim_time); the recorded updates
+    grouped by episode, in order, and the replay's output."""
+    with node_playing(tmp_path, model_dir, bag, *replay_args, **node_args) as replay:
+        pass
     episodes = OrderedDict()
     with (tmp_path / "live.csv").open() as f:
         for row in csv.DictReader(f):

@@ -35,6 +35,8 @@ from ..stream.update import RewardUpdate
 from ..stream.settings import LIVE_SETTINGS, checked_live
 from .diagnostics import Diagnostics, NodeStatus
 from .parameters import BY_NAME, PARAMETERS, camera_topics, settings_from
+from .services import RESET_MESSAGE
+from .update_listener import UPDATE_QOS
 
 NODE_NAME = "topreward"
 THROTTLE_SECONDS = 5.0
@@ -129,9 +131,11 @@ class RewardNode(LifecycleNode):
 
     def _create_outputs(self) -> dict:
         """Outputs relative to the node (~/reward, ...): /topreward/reward by default, and a launch
-        namespace (or __ns remapping) moves them with the node's services."""
+        namespace (or __ns remapping) moves them with the node's services. ~/update keeps its last updates
+        for a subscriber that matches late (``UPDATE_QOS``)."""
         kinds = {"reward": Float32, "progress": Float32, "success": Bool, "update": String}
-        return {name: self.create_lifecycle_publisher(kind, f"~/{name}", 10) for name, kind in kinds.items()}
+        return {name: self.create_lifecycle_publisher(kind, f"~/{name}", UPDATE_QOS if name == "update" else 10)
+                for name, kind in kinds.items()}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -293,7 +297,7 @@ class RewardNode(LifecycleNode):
             return response
         episode = live.reset()
         response.success = True
-        response.message = f"episode {episode} started"
+        response.message = RESET_MESSAGE.format(episode)
         return response
 
     # -- input ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A consumer of the reward node's updates (``<node>/update``, JSON), spun on its own thread."""
+"""A consumer of the reward node's updates (``<node>/update``, JSON), spun on its own thread, and the QoS of that
+topic."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from collections.abc import Callable, Sequence
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from ..stream.update import RewardUpdate, UpdateRecordError
+
+# The QoS of ``~/update``, the node's and RewardClient's: reliable, and transient local, so that a subscriber matched
+# after the node published (discovery takes a moment) still gets the node's last 10 updates. A volatile subscriber
+# (``ros2 topic echo``, UpdateListener) matches it too, and gets the updates from its match on.
+UPDATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def frames_covered(updates: Sequence[RewardUpdate]) -> int:

@@ -30,14 +30,11 @@ import time
 from pathlib import Path
 
 import rclpy
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from ..sources.bags import COMPRESSED, IMAGE, STRING, decoded, messages, opened_bag, warn_skipped
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC, ImageConversionError, check_message, header_stamp
@@ -47,6 +44,7 @@ from ..outputs import atomic_path
 from ..stream.episode_stream import EpisodeStream
 from ..stream.update import RewardUpdate
 from ..stream.settings import RewardSettings
+from ..ros.services import start_episode
 from ..ros.update_listener import ReceivedUpdates, frames_covered
 from .common import add_settings_arguments, settings_from
 from .program import entry_point, program_parser
@@ -57,23 +55,6 @@ DISCOVERY_TIMEOUT = 30.0
 MAX_LOOPS = 10_000
 # The node's settings its sampling follows: given as the node has them, the replay counts the frames it should score.
 NODE_SAMPLING = ("sample_fps", "max_stamp_gap", "stamp_tolerance", "camera_slop")
-
-
-def call_service(node, service_type, name: str, request, timeout: float = DISCOVERY_TIMEOUT):
-    """Call a service and wait for the answer; ``node`` must be spun by another thread."""
-    client = node.create_client(service_type, name)
-    try:
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TopRewardError(f"service {name} is not available (is the reward node running?)")
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if not future.done():
-            raise TopRewardError(f"service {name} did not answer within {timeout:.0f} s")
-        return future.result()
-    finally:
-        node.destroy_client(client)
 
 
 def message_class(msgtype: str):
@@ -114,19 +95,6 @@ class Replayer:
             if self.updates.frames_covered() >= frames:
                 return
             time.sleep(0.01)
-
-    def call(self, service_type, name: str, request):
-        return call_service(self.node, service_type, f"{self.node_name}/{name}", request)
-
-    def restart_episode(self, task: str | None) -> None:
-        """Set the marker's task (if any) and start a new episode; both calls return before the next frame."""
-        if task:
-            value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
-            result = self.call(SetParameters, "set_parameters",
-                               SetParameters.Request(parameters=[Parameter(name="task", value=value)]))
-            if not result.results[0].successful:
-                raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
-        self.call(Trigger, "reset", Trigger.Request())
 
 
 def coverage_error(updates: list[RewardUpdate], expected: int) -> str | None:
@@ -234,7 +202,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
                 # A reset discards the frames the node has not scored yet: let a slow model finish first.
                 replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)
                 sampled.stream.reset()
-                replayer.restart_episode(task)
+                start_episode(node, args.node, task)  # the marker's task, if any; returns before the next frame
                 continue
             if read and msg is None:
                 continue

@@ -1,0 +1,50 @@
+"""Calling the reward node's services from a client node that another thread spins: topreward-replay and
+RewardClient start episodes through ``start_episode``, the tests call any service through ``call_service``."""
+
+from __future__ import annotations
+
+import time
+
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from std_srvs.srv import Trigger
+
+from ..errors import TopRewardError
+
+SERVICE_TIMEOUT = 30.0  # seconds for a service to appear and answer
+# What the node's ~/reset answers (the new episode's id); start_episode reads the id back from it.
+RESET_MESSAGE = "episode {} started"
+
+
+def call_service(node, service_type, name: str, request, timeout: float = SERVICE_TIMEOUT):
+    """Call a service and wait for the answer; ``node`` must be spun by another thread."""
+    client = node.create_client(service_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TopRewardError(f"service {name} is not available (is the reward node running?)")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not future.done():
+            raise TopRewardError(f"service {name} did not answer within {timeout:.0f} s")
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
+def start_episode(node, node_name: str, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
+    """Set ``task`` (if given) as the node's ``task`` parameter, then start a new episode through its ``~/reset``;
+    the new episode's id. Both calls have returned when this does: a frame sent next belongs to the new episode."""
+    node_name = node_name.rstrip("/")
+    if task:
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
+        result = call_service(node, SetParameters, f"{node_name}/set_parameters",
+                              SetParameters.Request(parameters=[Parameter(name="task", value=value)]), timeout)
+        if not result.results[0].successful:
+            raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
+    response = call_service(node, Trigger, f"{node_name}/reset", Trigger.Request(), timeout)
+    if not response.success:
+        raise TopRewardError(f"the node refused the reset: {response.message}")
+    before, after = RESET_MESSAGE.split("{}")
+    return int(response.message.removeprefix(before).removesuffix(after))
