@@ -7,6 +7,8 @@ stamp] holds t. It scores the episode up to and including every frame the node s
 nothing sampled after its own stamp). Updates come in the order the node scores its frames, so once that update
 has arrived, nothing the node will publish later covers t better: its arrival is how the client knows that the
 node has scored every sampled frame up to t. A slow model merges frames into one update; the rule is the same.
+A stamp before the first update the client received is answered only when that update starts its episode (else
+an update the client never saw may cover it: an error says so).
 
 The client runs its own rclpy context, node and executor thread (the learner's thread blocks only in its own calls,
 ``reward_at`` until the answer comes), so it works whether or not the caller uses rclpy, and ``close`` (or ``with``)
@@ -161,6 +163,11 @@ class RewardClient:
         if later == 0 and self._received > len(updates):
             raise TopRewardError(f"stamp {stamp:.6f} is older than the {len(updates)} updates this client keeps "
                                  f"(oldest stamp {updates[0].stamp:.6f}); ask in order, or keep more (kept_updates)")
+        if later == 0 and updates[0].frames > updates[0].added:
+            # the oldest update seen is not its episode's first: one this client never received may cover stamp
+            raise TopRewardError(f"stamp {stamp:.6f} is older than the first update this client received (episode "
+                                 f"{updates[0].episode}, stamp {updates[0].stamp:.6f}): ask about stamps after "
+                                 "wait_until_ready, or reset() first")
         return updates[later]
 
     def _last_seen(self) -> str:
