@@ -7,12 +7,14 @@ import ast
 import dataclasses
 import os
 import re
+from collections import deque
 
 import pytest
 
 from dds import DISCOVERY_TIMEOUT, ros_environment
 from test_readme import README, text
 from test_replay_and_calibrate import MARKER, bag, node_playing, offline_curves  # noqa: F401 - bag is a fixture
+from topreward_ros.errors import TopRewardError
 from topreward_ros.stream.update import RewardUpdate
 
 CLIENT = README.parent / "topreward_ros" / "ros" / "reward_client.py"
@@ -114,3 +116,26 @@ def test_the_readmes_learner_loop_compiles_and_uses_the_clients_names():
                and isinstance(node.value, ast.Attribute) and node.value.attr == "update")
     imported = [alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names]
     assert imported and set(imported) <= set(classes)
+
+
+def test_a_stamp_before_every_update_received_is_answered_only_from_the_first_update_of_an_episode():
+    """A client that joined mid-episode (transient local hands it the node's last updates) cannot know which
+    update covers an older stamp; one whose oldest update starts its episode can. No DDS: the answer rule alone,
+    on a client object holding received updates."""
+    from topreward_ros.ros.reward_client import RewardClient
+
+    def update(stamp: float, frames: int) -> RewardUpdate:
+        return RewardUpdate(episode=3, task="t", stamp=stamp, time=stamp - 10.0, reward=0.0, score=-1.0, progress=0.0,
+                            success=False, true_logprobs=(-1.0,), false_logprobs=(-2.0,), frames=frames, stride=1,
+                            added=1, skipped=0, latency_ms=1.0)
+
+    client = object.__new__(RewardClient)  # the rule needs no ROS node
+    client._error, client._received = None, 2
+    client._updates = deque([update(10.0, 1), update(10.5, 2)])
+    assert client._covering(9.0).stamp == 10.0 and client._covering(10.2).stamp == 10.5
+    assert client._covering(11.0) is None  # not scored yet
+    client._updates = deque([update(10.5, 2), update(11.0, 3)])
+    with pytest.raises(TopRewardError, match=r"stamp 10\.200000 is older than the first update this client "
+                                             r"received \(episode 3, stamp 10\.500000\)"):
+        client._covering(10.2)
+    assert client._covering(10.7).stamp == 11.0
