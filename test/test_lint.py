@@ -1,5 +1,5 @@
 """Lint and types as habits: ruff (ruff.toml) finds nothing in the package, its tests and benchmarks, and mypy
-(mypy.ini) finds nothing in the method and stream layers. A finding fails with the tool's own report."""
+(mypy.ini) finds nothing in the method, stream and rl layers. A finding fails with the tool's own report."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LINTED = ["topreward_ros", "test", "bench"]
-TYPED = ["topreward_ros/method", "topreward_ros/stream"]
+TYPED = ["topreward_ros/method", "topreward_ros/stream", "topreward_ros/rl"]
 
 
 def tool(*args: str) -> subprocess.CompletedProcess:

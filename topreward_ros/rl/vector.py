@@ -1,0 +1,179 @@
+"""TopRewardVectorWrapper: a Gymnasium vector environment whose rewards are TOPReward's, every sub-environment
+that takes a frame in a step scored in one batched forward (one session each, all in one SessionPool).
+
+Autoreset: a sub-environment's episodes never share a frame. In next-step mode (Gymnasium's default) the step
+after a sub-environment's last one returns its reset observation and ignores the action: that step is the new
+episode's step 0 (its frame is scored as the new episode's first, its reward is 0). In same-step mode the step
+that ends an episode returns the next episode's reset observation and the final one in ``info["final_obs"]``:
+the final step is scored from ``final_obs`` (so frames must come from image keys: ``render()`` then shows the
+next episode, and is refused), and the new episode's reset frame is scored right after, in a second forward.
+Disabled autoreset is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import VectorEnv, VectorWrapper
+
+from ..method.model import load_reward_model
+from ..stream.reward_stream import session_pool, update_streams
+from ..stream.settings import RewardSettings
+from .episode_rewards import EpisodeRewards, FrameSchedule, reward_stream
+from .frames import FrameSource, seconds_per_step
+from .options import DEFAULT_SETTINGS, RewardOptions, WrapperError
+
+NEXT_STEP, SAME_STEP = "NextStep", "SameStep"  # gymnasium.vector.AutoresetMode values (1.1 and later)
+
+
+def autoreset_mode(env: VectorEnv) -> str:
+    """The vector environment's autoreset mode: ``metadata["autoreset_mode"]`` (an AutoresetMode or its value),
+    next-step where it is missing (Gymnasium 1.0 has only that mode and does not name it)."""
+    mode = env.metadata.get("autoreset_mode", NEXT_STEP)
+    mode = getattr(mode, "value", mode)
+    if mode not in (NEXT_STEP, SAME_STEP):
+        raise WrapperError(f"autoreset mode {mode!r} is not supported: use next-step or same-step")
+    return mode
+
+
+def vector_seconds_per_step(env: VectorEnv, dt: float | None) -> float:
+    """``dt`` if given, else a sub-environment's (which a SyncVectorEnv holds), else 1 / the vector
+    environment's ``metadata["render_fps"]`` (an AsyncVectorEnv's sub-environments are in other processes)."""
+    envs = getattr(env.unwrapped, "envs", None)
+    return seconds_per_step(envs[0] if dt is None and envs else env, dt)
+
+
+def stacked(infos: list[dict]) -> dict[str, np.ndarray]:
+    """Per-environment ``info["topreward"]`` dicts as one dict of arrays (first axis: the sub-environment)."""
+    return {key: np.array([info[key] for info in infos]) for key in infos[0]}
+
+
+class TopRewardVectorWrapper(VectorWrapper):
+    """``env``'s rewards replaced by (or added to) TOPReward's. ``task``: one for every sub-environment or one
+    each; ``reset(options={"task": ...})`` sets them from then on. ``info["topreward"]`` holds the single
+    wrapper's keys, each an array over the sub-environments. Options as for TopRewardWrapper, except
+    ``terminate_on_success`` (a vector environment does not let a wrapper end one sub-environment's episode)."""
+
+    def __init__(self, env: VectorEnv, task: str | Sequence[str] | None = None,
+                 settings: RewardSettings = DEFAULT_SETTINGS, *, image_keys: str | Sequence[str] | None = None,
+                 reward_model=None, **options: Any):
+        super().__init__(env)
+        self.options = RewardOptions.of(options)
+        if self.options.terminate_on_success:
+            raise WrapperError("terminate_on_success is for TopRewardWrapper: a vector environment does not let "
+                               "a wrapper end one sub-environment's episode")
+        self.autoreset = autoreset_mode(env)
+        self.source = FrameSource(image_keys, env.single_observation_space, env.render_mode,
+                                  where="each sub-environment")
+        if self.source.renders and self.autoreset == SAME_STEP:
+            raise WrapperError("same-step autoreset with frames from render() would lose every episode's final "
+                               "frame (render() shows the next episode): give image_keys or use next-step")
+        num_envs = env.num_envs
+        dt = vector_seconds_per_step(env, self.options.dt)
+        self.schedules = [FrameSchedule(settings.sample_fps, dt, self.options.every) for _ in range(num_envs)]
+        if reward_model is None:
+            reward_model = load_reward_model(settings.model_config())
+        pool = session_pool(settings, reward_model, capacity=num_envs)
+        self.rewards = [EpisodeRewards(reward_stream(settings, self.options, reward_model, pool), self.options)
+                        for _ in range(num_envs)]
+        self.tasks: list[str | None] = [None] * num_envs if task is None else self._checked_tasks(task)
+        self.episodes = np.full(num_envs, -1)     # each sub-environment's current episode (from 0)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+        self._started = False
+        self._resetting = np.zeros(num_envs, dtype=bool)  # next-step: these return a reset observation next step
+
+    def _checked_tasks(self, task: Any) -> list[str | None]:
+        tasks = [task] * self.num_envs if task is None or isinstance(task, str) else list(task)
+        if len(tasks) != self.num_envs:
+            raise WrapperError(f"give one task or one per sub-environment ({self.num_envs}), got {len(tasks)}")
+        return [rewards.check_task(t) for rewards, t in zip(self.rewards, tasks)]
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[Any, dict[str, Any]]:
+        """New episodes everywhere; ``options={"task": ...}`` (one, or one per sub-environment) sets the tasks
+        from these episodes on (the other options go to the environment). Tasks are checked first."""
+        options = dict(options or {})
+        tasks = self._checked_tasks(options.pop("task", self.tasks))
+        observations, info = self.env.reset(seed=seed, options=options or None)
+        self.tasks = list(tasks)
+        everyone = list(range(self.num_envs))
+        frames = self._frames(observations, everyone)
+        for i in everyone:
+            self._start(i)
+        infos = self._score({i: (0.0, frames[i], 0.0) for i in everyone})
+        self._started = True
+        self._resetting[:] = False
+        info["topreward"] = stacked(infos)
+        return observations, info
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise WrapperError("call reset() before step()")
+        observations, env_rewards, terminated, truncated, info = self.env.step(actions)
+        done = np.logical_or(terminated, truncated)
+        final = SAME_STEP == self.autoreset and done.any()
+        times: dict[int, float] = {}
+        taking = []
+        for i in range(self.num_envs):
+            if self._resetting[i]:
+                self._start(i)
+            else:
+                self.steps[i] += 1
+            step = int(self.steps[i])
+            taken = self.schedules[i].take(step) if step else 0.0
+            times[i] = step * self.schedules[i].dt if taken is None else taken
+            if taken is not None:
+                taking.append(i)
+        frames = self._frames(observations, taking, info.get("final_obs") if final else None, done)
+        infos = self._score({i: (times[i], frames.get(i), float(env_rewards[i])) for i in range(self.num_envs)})
+        rewards = np.array([step_info["reward"] for step_info in infos], dtype=np.float64)
+        if final:  # same-step: the reset observations of the ended episodes start the next ones now
+            ended = [int(i) for i in np.flatnonzero(done)]
+            frames = self._frames(observations, ended)
+            for i in ended:
+                self._start(i)
+            self._score({i: (0.0, frames[i], 0.0) for i in ended})
+        if self.autoreset == NEXT_STEP:
+            self._resetting = done
+        info["topreward"] = stacked(infos)
+        return observations, rewards, terminated, truncated, info
+
+    def _start(self, i: int) -> None:
+        task = self.tasks[i]
+        assert task is not None  # checked at reset
+        self.episodes[i] += 1
+        self.steps[i] = 0
+        self.schedules[i].reset()
+        self.schedules[i].take(0)  # an episode's first frame is always taken
+        self.rewards[i].start(task, int(self.episodes[i]))
+
+    def _frames(self, observations: Any, indices: list[int], final: Any = None,
+                done: np.ndarray | None = None) -> dict[int, np.ndarray]:
+        """The frames of sub-environments ``indices``: from the final observations where ``final`` holds
+        them (same-step, ``done``), else from ``observations`` or one ``render()`` of every sub-environment."""
+        if not indices:
+            return {}
+        rendered = self.env.render() if self.source.renders else None
+
+        def observation(i: int) -> Any:
+            if final is not None and done is not None and done[i]:
+                return final[i]
+            return {key: observations[key][i] for key in self.source.image_keys or ()}
+
+        return {i: self.source.frame(observation(i), lambda i=i: rendered[i] if rendered is not None else None)
+                for i in indices}
+
+    def _score(self, steps: dict[int, tuple[float, np.ndarray | None, float]]) -> list[dict]:
+        """Score the sub-environments' steps (time, frame or None, environment reward) in one forward and finish
+        them; their ``info["topreward"]`` dicts, in the order of ``steps``."""
+        taking = [i for i, (_, frame, _) in steps.items() if frame is not None]
+        requests = [self.rewards[i].request(steps[i][0], frame) for i in taking if (frame := steps[i][1]) is not None]
+        updates = {}
+        for i, result in zip(taking, update_streams(requests)):
+            if isinstance(result, Exception):
+                raise result
+            updates[i] = result
+        return [self.rewards[i].finish(int(self.steps[i]), updates.get(i), env_reward, time)[1]
+                for i, (time, _, env_reward) in steps.items()]
