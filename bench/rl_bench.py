@@ -11,7 +11,7 @@ takes frames), for each --shape of the random Qwen3-VL. It also times the steps 
 their median minus the bare step's median is the wrapper's cost of a step without a frame. Random weights: the
 timings are real, the scores are not.
 
-    python bench/rl_bench.py --shapes tiny small --steps 400 --num-envs 8 --json out/rl_bench.json
+    python bench/rl_bench.py --shapes tiny small --steps 400 --num-envs 8 --threads 1 --json out/rl_bench.json
 """
 
 from __future__ import annotations
@@ -90,8 +90,10 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--sample-fps", type=float, default=2.0)
     parser.add_argument("--resolution", type=int, nargs=2, default=(128, 128), metavar=("WIDTH", "HEIGHT"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the loaded 2-core machine)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     machine = {"cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(),
                "torch_threads": torch.get_num_threads(), "python": platform.python_version(),

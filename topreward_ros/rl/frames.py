@@ -51,11 +51,12 @@ class FrameSource:
     def renders(self) -> bool:
         return self.image_keys is None
 
-    def frame(self, observation: Any, render: Callable[[], Any]) -> np.ndarray:
-        """The frame of one environment's ``observation`` (``render`` is called only without image keys)."""
+    def frame(self, observation: Any, render: Callable[[], Any], which: str = "") -> np.ndarray:
+        """The frame of one environment's ``observation`` (``render`` is called only without image keys);
+        ``which`` names the environment in an error (a vector environment's sub-environment)."""
         if self.image_keys is None:
-            return check_image(render(), "env.render()")
-        return tile([check_image(observation[key], f"observation image {key!r}") for key in self.image_keys])
+            return check_image(render(), f"{which}env.render()")
+        return tile([check_image(observation[key], f"{which}observation image {key!r}") for key in self.image_keys])
 
 
 def seconds_per_step(env: Any, dt: float | None) -> float:

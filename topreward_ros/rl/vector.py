@@ -12,7 +12,7 @@ Disabled autoreset is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,7 +90,7 @@ class TopRewardVectorWrapper(VectorWrapper):
             raise WrapperError(f"give one task or one per sub-environment ({self.num_envs}), got {len(tasks)}")
         return [rewards.check_task(t) for rewards, t in zip(self.rewards, tasks)]
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None
               ) -> tuple[Any, dict[str, Any]]:
         """New episodes everywhere; ``options={"task": ...}`` (one, or one per sub-environment) sets the tasks
         from these episodes on (the other options go to the environment). Tasks are checked first."""
@@ -108,7 +108,7 @@ class TopRewardVectorWrapper(VectorWrapper):
         info["topreward"] = stacked(infos)
         return observations, info
 
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         if not self._started:
             raise WrapperError("call reset() before step()")
         observations, env_rewards, terminated, truncated, info = self.env.step(actions)
@@ -155,15 +155,17 @@ class TopRewardVectorWrapper(VectorWrapper):
         them (same-step, ``done``), else from ``observations`` or one ``render()`` of every sub-environment."""
         if not indices:
             return {}
-        rendered = self.env.render() if self.source.renders else None
+        rendered: tuple[Any, ...] | None = self.env.render() if self.source.renders else None
 
         def observation(i: int) -> Any:
             if final is not None and done is not None and done[i]:
                 return final[i]
             return {key: observations[key][i] for key in self.source.image_keys or ()}
 
-        return {i: self.source.frame(observation(i), lambda i=i: rendered[i] if rendered is not None else None)
-                for i in indices}
+        def render(i: int) -> Callable[[], Any]:
+            return lambda: rendered[i] if rendered is not None else None
+
+        return {i: self.source.frame(observation(i), render(i), f"sub-environment {i}: ") for i in indices}
 
     def _score(self, steps: dict[int, tuple[float, np.ndarray | None, float]]) -> list[dict]:
         """Score the sub-environments' steps (time, frame or None, environment reward) in one forward and finish
