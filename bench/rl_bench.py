@@ -7,8 +7,9 @@ takes a frame, and an episode is 200 steps) with random actions, measured in one
   wrapped   TopRewardWrapper at --sample-fps (reset frame and every sampled step rendered and scored);
 
 single environment and SyncVectorEnv with --num-envs (TopRewardVectorWrapper: one batched forward per step that
-takes frames), for each --shape of the random Qwen3-VL. It also times the steps that take no frame one by one:
-their median minus the bare step's median is the wrapper's cost of a step without a frame. Random weights: the
+takes frames), for each --shape of the random Qwen3-VL. It also times the steps one by one: the median step
+that takes no frame minus the bare step's median is the wrapper's cost of a step without a frame, beside the
+median step that takes frames (rendered and scored). Random weights: the
 timings are real, the scores are not.
 
     python bench/rl_bench.py --shapes tiny small --steps 400 --num-envs 8 --threads 1 --json out/rl_bench.json
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import psutil
 import torch
 
@@ -43,23 +45,21 @@ def make(render: bool) -> gym.Env:
     return gym.make(ENV, render_mode="rgb_array" if render else None)
 
 
-def timed_steps(env, steps: int, vector: bool) -> tuple[float, list[float]]:
-    """Steps per second over ``steps`` random steps (resetting where an episode ends), and each step's seconds
-    of the steps that took no frame (all steps where the environment has no wrapper)."""
+def timed_steps(env, steps: int, vector: bool) -> tuple[float, list[float], list[float]]:
+    """Steps per second over ``steps`` random steps (resetting where an episode ends), and the seconds of each
+    step that took no frame (every step where the environment has no wrapper) and of each that took frames."""
     env.action_space.seed(0)
     env.reset(seed=0)
-    unscored = []
+    unscored, scored = [], []
     start = time.perf_counter()
     for _ in range(steps):
         before = time.perf_counter()
         _, _, terminated, truncated, info = env.step(env.action_space.sample())
         took = time.perf_counter() - before
-        scored = info.get("topreward", {}).get("scored", False)
-        if not (scored.any() if vector else scored):
-            unscored.append(took)
+        (scored if np.any(info.get("topreward", {}).get("scored", False)) else unscored).append(took)
         if not vector and (terminated or truncated):
             env.reset()
-    return steps / (time.perf_counter() - start), unscored
+    return steps / (time.perf_counter() - start), unscored, scored
 
 
 def measure(settings: RewardSettings, reward_model, steps: int, num_envs: int) -> list[dict]:
@@ -72,14 +72,15 @@ def measure(settings: RewardSettings, reward_model, steps: int, num_envs: int) -
         else:
             bare = make(False)
             wrapped = TopRewardWrapper(make(True), TASK, settings, reward_model=reward_model)
-        bare_rate, bare_steps = timed_steps(bare, steps, vector)
-        wrapped_rate, unscored = timed_steps(wrapped, steps, vector)
+        bare_rate, bare_steps, _ = timed_steps(bare, steps, vector)
+        wrapped_rate, unscored, scored = timed_steps(wrapped, steps, vector)
         bare.close()
         wrapped.close()
         envs = num_envs if vector else 1
         rows.append({"envs": envs, "bare_env_steps_per_s": bare_rate * envs,
                      "wrapped_env_steps_per_s": wrapped_rate * envs, "ratio": wrapped_rate / bare_rate,
-                     "no_frame_step_overhead_us": (statistics.median(unscored) - statistics.median(bare_steps)) * 1e6})
+                     "no_frame_step_overhead_us": (statistics.median(unscored) - statistics.median(bare_steps)) * 1e6,
+                     "frame_step_ms": statistics.median(scored) * 1e3})
     return rows
 
 
@@ -109,11 +110,12 @@ def main() -> None:
                 results.append({"shape": shape, **row})
     print(f"{ENV}, {args.steps} steps, {args.sample_fps:g} fps sampled, {args.resolution[0]}x{args.resolution[1]}; "
           f"{machine}")
-    print("| shape | envs | bare env steps/s | wrapped env steps/s | wrapped / bare | no-frame step overhead (us) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| shape | envs | bare env steps/s | wrapped env steps/s | wrapped / bare | step without a frame: added us "
+          "| step with frames: ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['shape']} | {r['envs']} | {r['bare_env_steps_per_s']:.0f} | {r['wrapped_env_steps_per_s']:.0f} "
-              f"| {r['ratio']:.3f} | {r['no_frame_step_overhead_us']:.0f} |")
+              f"| {r['ratio']:.3f} | {r['no_frame_step_overhead_us']:.0f} | {r['frame_step_ms']:.1f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
