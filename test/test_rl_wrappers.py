@@ -5,6 +5,7 @@ modes sum as documented, and every bad input is one clear error when the wrapper
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,6 +15,7 @@ from gymnasium.wrappers import AddRenderObservation
 
 from conftest import SMALL_RESOLUTION
 from topreward_ros.rl import TopRewardVectorWrapper, TopRewardWrapper, WrapperError
+from topreward_ros.stream.camera_sync import tile
 from topreward_ros.stream.episode import Episode
 from topreward_ros.stream.reward_stream import RewardStream, run_episodes, session_pool
 from topreward_ros.stream.settings import RewardSettings
@@ -117,6 +119,24 @@ def test_terminate_on_success_ends_the_episode(settings, reward_model):
     assert ends == [(False, False, False), (False, False, False), (True, False, True)]
 
 
+def test_several_image_keys_are_tiled_as_the_node_tiles_cameras(settings, reward_model):
+    cameras = {"left": gym.spaces.Box(0, 255, (32, 48, 3), np.uint8), "right": gym.spaces.Box(0, 255, (64, 32, 3),
+                                                                                             np.uint8)}
+    env = TopRewardWrapper(ImageEnv(cameras), TASK, settings, image_keys=["left", "right"], reward_model=reward_model,
+                           every=2)
+    observation, info = env.reset(seed=0)
+    times, frames, scores = [0.0], [tile([observation["left"], observation["right"]])], [info["topreward"]["score"]]
+    for _ in range(5):
+        observation, _, _, _, info = env.step(0)
+        if info["topreward"]["scored"]:
+            times.append(info["topreward"]["time"])
+            frames.append(tile([observation["left"], observation["right"]]))
+            scores.append(info["topreward"]["score"])
+    assert times == pytest.approx([0.0, 0.2, 0.4]) and frames[0].shape == (32, 48 + 16, 3)  # dt 1 / render_fps
+    np.testing.assert_allclose(scores, offline_scores(settings, reward_model, {0: (times, frames)})[0],
+                               atol=TOLERANCE)
+
+
 def test_asynchronous_steps_get_the_synchronous_rewards_later(settings, reward_model):
     def run(asynchronous: bool):
         env = TopRewardWrapper(gym.make("CartPole-v1", render_mode="rgb_array", max_episode_steps=7), TASK,
@@ -133,7 +153,7 @@ def test_asynchronous_steps_get_the_synchronous_rewards_later(settings, reward_m
                 ready += info.get("topreward_ready", [])
         env.close()
         if asynchronous:
-            assert not env._scorer._thread.is_alive()  # close() scored what was left and joined the thread
+            assert "topreward-scoring" not in [t.name for t in threading.enumerate()]  # close() joined it
             ready += env.collect()
         return returned, ready
 
@@ -239,19 +259,19 @@ def test_vector_scores_per_environment_and_autoreset_boundaries(kind, mode, keys
 
 
 class ImageEnv(gym.Env):
-    """A dict-observation environment whose image is what its space says (or, ``lying``, a float image)."""
+    """Cameras in a dict observation, random images as their spaces say (``lying``: float images instead)."""
 
     metadata = {"render_fps": 10}
 
-    def __init__(self, space: gym.spaces.Space, lying: bool = False):
-        self.observation_space = gym.spaces.Dict({"camera": space})
+    def __init__(self, cameras: dict, lying: bool = False):
+        self.observation_space = gym.spaces.Dict(cameras)
         self.action_space = gym.spaces.Discrete(2)
         self.lying = lying
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        image = self.observation_space["camera"].sample()
-        return {"camera": image.astype(np.float32) if self.lying else image}, {}
+        images = self.observation_space.sample()
+        return {key: image.astype(np.float32) if self.lying else image for key, image in images.items()}, {}
 
     def step(self, action):
         return self.reset()[0], 0.0, False, False, {}
@@ -262,10 +282,10 @@ BAD_WRAPPERS = {
     "no render mode and no image key": (lambda: gym.make("CartPole-v1"), {}, "has no frames"),
     "image keys on a vector observation": (lambda: gym.make("CartPole-v1"), {"image_keys": "camera"},
                                            "need a dict observation"),
-    "a missing image key": (lambda: ImageEnv(IMAGE), {"image_keys": "wrist"}, "no observation key 'wrist'"),
-    "an image space of the wrong shape": (lambda: ImageEnv(gym.spaces.Box(0, 255, (32, 32), np.uint8)),
+    "a missing image key": (lambda: ImageEnv({"camera": IMAGE}), {"image_keys": "wrist"}, "no observation key 'wrist'"),
+    "an image space of the wrong shape": (lambda: ImageEnv({"camera": gym.spaces.Box(0, 255, (32, 32), np.uint8)}),
                                           {"image_keys": "camera"}, "must be an HxWx3 uint8 image space"),
-    "an image space of the wrong dtype": (lambda: ImageEnv(gym.spaces.Box(0, 1, (32, 32, 3), np.float32)),
+    "an image space of the wrong dtype": (lambda: ImageEnv({"camera": gym.spaces.Box(0, 1, (32, 32, 3), np.float32)}),
                                           {"image_keys": "camera"}, "must be an HxWx3 uint8 image space"),
     "an unknown option": (lambda: gym.make("CartPole-v1", render_mode="rgb_array"), {"rewards": "delta"},
                           "unknown wrapper option 'rewards'"),
@@ -301,7 +321,7 @@ def test_bad_input_at_reset_is_one_clear_error_before_any_step(settings, reward_
     _, info = env.reset(options={"task": TASK})  # a usable task from then on
     assert info["topreward"]["step"] == 0 and env.task == TASK
     env.close()
-    lying = TopRewardWrapper(ImageEnv(IMAGE, lying=True), TASK, settings, image_keys="camera",
+    lying = TopRewardWrapper(ImageEnv({"camera": IMAGE}, lying=True), TASK, settings, image_keys="camera",
                              reward_model=reward_model)
     with pytest.raises(WrapperError, match="observation image 'camera' must be an HxWx3 uint8 RGB image, got "
                                            r"shape \(32, 32, 3\) float32"):
