@@ -166,6 +166,33 @@ def test_asynchronous_steps_get_the_synchronous_rewards_later(settings, reward_m
     np.testing.assert_allclose([item["reward"] for item in ready], [r for r, _, _ in synchronous], atol=1e-9)
 
 
+def test_asynchronous_vector_steps_get_the_synchronous_rewards_later(settings, reward_model):
+    def run(asynchronous: bool):
+        env = TopRewardVectorWrapper(vector_env("sync", "NextStep", False), TASK, settings, reward_model=reward_model,
+                                     every=3, asynchronous=asynchronous)
+        env.action_space.seed(0)
+        env.reset(seed=0)
+        returned, ready = [], []
+        for _ in range(12):
+            _, rewards, _, _, info = env.step(env.action_space.sample())
+            returned.append((rewards, info["topreward"]["episode"], info["topreward"]["step"]))
+            ready += info.get("topreward_ready", [])
+        env.close()
+        return returned, ready + (env.collect() if asynchronous else [])
+
+    synchronous, _ = run(False)
+    returned, ready = run(True)
+    assert all(not rewards.any() for rewards, _, _ in returned)  # replace mode: nothing until scored
+    assert [item["index"] for item in ready] == list(range(12))
+    for (rewards, episodes, steps), item, (_, pending_episodes, pending_steps) in zip(synchronous, ready, returned):
+        np.testing.assert_array_equal(item["episode"], episodes)
+        np.testing.assert_array_equal(item["step"], steps)
+        np.testing.assert_array_equal(pending_episodes, episodes)  # known at once: the bookkeeping is not deferred
+        np.testing.assert_array_equal(pending_steps, steps)
+        np.testing.assert_allclose(item["reward"], rewards, atol=1e-9)
+    assert any(episodes.max() >= 1 for _, episodes, _ in synchronous)  # an autoreset happened meanwhile
+
+
 def test_stable_baselines3_ppo_learns_on_our_rewards(settings, reward_model):
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback

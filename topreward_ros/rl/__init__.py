@@ -1,5 +1,5 @@
-"""Rewards inside a Gymnasium loop (ROS-free; needs the ``rl`` extra, gymnasium): a single-environment wrapper,
-synchronous or off the critical path, and a vector wrapper that scores its sub-environments in one forward.
+"""Rewards inside a Gymnasium loop (ROS-free; needs the ``rl`` extra, gymnasium): a single-environment wrapper and
+a vector wrapper that scores its sub-environments in one forward, each synchronous or off the critical path.
 
 Its public names are imported on first use (exports.py). Nothing outside this package imports it.
 """

@@ -1,54 +1,41 @@
-"""Scoring off the critical path: a single wrapper's steps are scored in order on a worker thread.
+"""Scoring off the critical path: a wrapper's steps are scored in order on a worker thread.
 
-The environment's thread hands each step over (its frame, if it took one, and its environment reward) and goes
-on; the worker scores the steps in the order they were taken, one at a time, and computes each step's reward
-exactly as the synchronous wrapper would. Finished steps wait in ``take`` until the wrapper hands them out.
-A failure stops the worker's scoring; the error is raised on the environment's thread at its next call.
+The environment's thread hands each step over (its frames and environment rewards) and goes on; the worker
+scores the steps in the order they were taken, one at a time, and computes each step's reward exactly as the
+synchronous wrapper would. Finished steps wait in ``take`` until the wrapper hands them out. A failure stops
+the worker's scoring; the error is raised on the environment's thread at its next call.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
+from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-
-from .episode_rewards import EpisodeRewards
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One step to score: ``task`` is set on an episode's step 0 (the reset), which starts it."""
-
-    index: int                   # the wrapper's transition count (step() calls before this one); -1 for a reset
-    episode: int
-    step: int
-    time: float
-    frame: np.ndarray | None     # None: the step took no frame
-    env_reward: float
-    task: str | None = None
+from .options import WrapperError
 
 
 class ScoringThread:
-    """Scores the jobs of one EpisodeRewards in submission order; ``close`` scores what is left, then joins."""
+    """Runs ``work(job)`` for each submitted job, in submission order, on one thread; what it returns (None:
+    nothing to hand out, e.g. a reset) waits for ``take``. ``close`` finishes every job, then joins."""
 
-    def __init__(self, rewards: EpisodeRewards):
-        self.rewards = rewards
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+    def __init__(self, work: Callable[[Any], dict | None]):
+        self.work = work
+        self._jobs: queue.Queue[tuple[Any] | None] = queue.Queue()
         self._ready: list[dict] = []
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="topreward-scoring", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Any) -> None:
         self._raise()
-        self._jobs.put(job)
+        self._jobs.put((job,))
 
     def take(self, wait: bool = False) -> list[dict]:
-        """The transitions scored since the last take, oldest first (each its ``info["topreward"]`` plus its
-        ``index``); with ``wait``, once every submitted job is scored."""
+        """What the jobs finished since the last take returned, oldest first; with ``wait``, once every
+        submitted job is finished."""
         if wait:
             self._jobs.join()
         self._raise()
@@ -57,7 +44,7 @@ class ScoringThread:
         return ready
 
     def close(self) -> None:
-        """Score every submitted job, then stop the thread (the results stay for ``take``)."""
+        """Finish every submitted job, then stop the thread (the results stay for ``take``)."""
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join()
@@ -68,23 +55,35 @@ class ScoringThread:
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            item = self._jobs.get()
             try:
-                if job is None:
+                if item is None:
                     return
                 if self._error is None:
-                    self._score(job)
+                    result = self.work(item[0])
+                    if result is not None:
+                        with self._lock:
+                            self._ready.append(result)
             except BaseException as exc:  # noqa: BLE001 - raised on the environment's thread at its next call
                 self._error = exc
             finally:
                 self._jobs.task_done()
 
-    def _score(self, job: Job) -> None:
-        rewards = self.rewards
-        if job.task is not None:
-            rewards.start(job.task, job.episode)
-        update = None if job.frame is None else rewards.score(job.time, job.frame)
-        _, info = rewards.finish(job.step, update, job.env_reward, job.time)
-        if job.index >= 0:
-            with self._lock:
-                self._ready.append({**info, "index": job.index})
+
+class OffCriticalPath:
+    """``collect`` and ``close`` of a wrapper that scores on a ScoringThread (``_scorer``) when asynchronous."""
+
+    _scorer: ScoringThread | None = None
+
+    def collect(self, wait: bool = True) -> list[dict]:
+        """Asynchronous mode: the steps scored and not yet handed out (as in ``info["topreward_ready"]``); with
+        ``wait``, after every step taken so far is scored. Works after ``close()`` too."""
+        if self._scorer is None:
+            raise WrapperError("collect() is for a wrapper made with asynchronous=True")
+        return self._scorer.take(wait)
+
+    def close(self, **kwargs: Any) -> None:
+        """Closes the environment; asynchronous mode first scores every step taken and joins its thread."""
+        if self._scorer is not None:
+            self._scorer.close()
+        super().close(**kwargs)  # type: ignore[misc]

@@ -11,6 +11,7 @@ exactly (steps t = 0..T-1, Phi_T the potential after the last step).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -57,9 +58,23 @@ class FrameSchedule:
         return t if self.sampler.wants(t) and self.sampler.offer(t) is not None else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step of one environment, to score: its frame (None: it took none) and the environment's reward.
+    ``task`` is set on a step 0 (a reset), which starts episode ``episode``."""
+
+    episode: int
+    step: int
+    time: float
+    frame: np.ndarray | None
+    env_reward: float
+    task: str | None = None
+
+
 class EpisodeRewards:
-    """The reward stream of one environment and the reward of each of its steps. ``start`` a new episode, then per
-    step: ``request`` its frame (if it takes one), score the requests (``update_streams``), and ``finish``."""
+    """The reward stream of one environment and the reward of each of its steps: per Step, ``request`` its
+    frame (a reset step starts the episode), score the requests of several environments in one forward
+    (``update_streams``), and ``finish`` it; or ``run`` one step alone."""
 
     def __init__(self, stream: RewardStream, options: RewardOptions):
         self.stream = stream
@@ -85,23 +100,30 @@ class EpisodeRewards:
         self.latest = None
         self.potential = 0.0
 
-    def request(self, time: float, frame: np.ndarray) -> tuple[RewardStream, list[SampledFrame], str]:
-        """The update_streams request that adds the frame taken at ``time`` seconds."""
-        return self.stream, [SampledFrame(time, time, frame, time == 0)], self.task
+    def request(self, step: Step) -> tuple[RewardStream, list[SampledFrame], str] | None:
+        """Start the episode at a reset step; the update_streams request that adds the step's frame (None:
+        it took none)."""
+        if step.task is not None:
+            self.start(step.task, step.episode)
+        if step.frame is None:
+            return None
+        return self.stream, [SampledFrame(step.time, step.time, step.frame, step.step == 0)], self.task
 
-    def score(self, time: float, frame: np.ndarray) -> RewardUpdate | None:
-        """Add the frame taken at ``time`` and score the episode (None: the stride skipped it)."""
-        return self.stream.update(*self.request(time, frame)[1:])
+    def run(self, step: Step) -> tuple[float, dict]:
+        """Score ``step`` alone and finish it (see ``finish``)."""
+        request = self.request(step)
+        return self.finish(step, None if request is None else self.stream.update(*request[1:]))
 
-    def finish(self, step: int, update: RewardUpdate | None, env_reward: float, time: float) -> tuple[float, dict]:
-        """The reward of step ``step`` (0: the reset, worth 0) given its update (None: not scored) and the
-        environment's reward, and its ``info["topreward"]``."""
+    def finish(self, step: Step, update: RewardUpdate | None) -> tuple[float, dict]:
+        """The reward of ``step`` (0 for a reset) given its update (None: not scored), and its
+        ``info["topreward"]``."""
         options = self.options
+        env_reward = step.env_reward
         previous = self.potential
         if update is not None:
             self.latest = update
             self.potential = update.score if options.potential == "score" else update.progress
-        if step == 0:
+        if step.step == 0:
             ours = 0.0
         elif options.reward == "potential":
             ours = options.gamma * self.potential - previous
@@ -111,6 +133,7 @@ class EpisodeRewards:
         latest = self.latest
         assert latest is not None  # the reset's frame is always taken, and the first frame is always kept
         return reward, {
-            "episode": self.episode, "step": step, "time": time, "scored": update is not None, "reward": reward,
-            "model_reward": ours, "env_reward": float(env_reward), "score": latest.score, "progress": latest.progress,
-            "success": latest.success, "frames": latest.frames, "true_logprobs": list(latest.true_logprobs)}
+            "episode": self.episode, "step": step.step, "time": step.time, "scored": update is not None,
+            "reward": reward, "model_reward": ours, "env_reward": float(env_reward), "score": latest.score,
+            "progress": latest.progress, "success": latest.success, "frames": latest.frames,
+            "true_logprobs": list(latest.true_logprobs)}

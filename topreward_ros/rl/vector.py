@@ -21,7 +21,8 @@ from gymnasium.vector import VectorEnv, VectorWrapper
 from ..method.model import load_reward_model
 from ..stream.reward_stream import session_pool, update_streams
 from ..stream.settings import RewardSettings
-from .episode_rewards import EpisodeRewards, FrameSchedule, reward_stream
+from .asynchronous import OffCriticalPath, ScoringThread
+from .episode_rewards import EpisodeRewards, FrameSchedule, Step, reward_stream
 from .frames import FrameSource, seconds_per_step
 from .options import DEFAULT_SETTINGS, RewardOptions, WrapperError
 
@@ -50,15 +51,16 @@ def stacked(infos: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.array([info[key] for info in infos]) for key in infos[0]}
 
 
-class TopRewardVectorWrapper(VectorWrapper):
+class TopRewardVectorWrapper(OffCriticalPath, VectorWrapper):
     """``env``'s rewards replaced by (or added to) TOPReward's. ``task``: one for every sub-environment or one
     each; ``reset(options={"task": ...})`` sets them from then on. ``info["topreward"]`` holds the single
-    wrapper's keys, each an array over the sub-environments. Options as for TopRewardWrapper, except
-    ``terminate_on_success`` (a vector environment does not let a wrapper end one sub-environment's episode)."""
+    wrapper's keys, each an array over the sub-environments. Options as for TopRewardWrapper (``asynchronous``
+    too: each item of ``info["topreward_ready"]`` is a whole step's), except ``terminate_on_success`` (a vector
+    environment does not let a wrapper end one sub-environment's episode)."""
 
     def __init__(self, env: VectorEnv, task: str | Sequence[str] | None = None,
                  settings: RewardSettings = DEFAULT_SETTINGS, *, image_keys: str | Sequence[str] | None = None,
-                 reward_model=None, **options: Any):
+                 reward_model=None, asynchronous: bool = False, **options: Any):
         super().__init__(env)
         self.options = RewardOptions.of(options)
         if self.options.terminate_on_success:
@@ -83,6 +85,8 @@ class TopRewardVectorWrapper(VectorWrapper):
         self.steps = np.zeros(num_envs, dtype=np.int64)
         self._started = False
         self._resetting = np.zeros(num_envs, dtype=bool)  # next-step: these return a reset observation next step
+        self._index = 0  # step() calls since the wrapper was made
+        self._scorer = ScoringThread(self._work) if asynchronous else None
 
     def _checked_tasks(self, task: Any) -> list[str | None]:
         tasks = [task] * self.num_envs if task is None or isinstance(task, str) else list(task)
@@ -100,54 +104,53 @@ class TopRewardVectorWrapper(VectorWrapper):
         self.tasks = list(tasks)
         everyone = list(range(self.num_envs))
         frames = self._frames(observations, everyone)
-        for i in everyone:
-            self._start(i)
-        infos = self._score({i: (0.0, frames[i], 0.0) for i in everyone})
+        steps = {i: self._start(i, frames[i]) for i in everyone}
         self._started = True
         self._resetting[:] = False
-        info["topreward"] = stacked(infos)
+        _, info["topreward"] = self._scored(-1, (steps, {}), np.zeros(self.num_envs), info)
         return observations, info
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         if not self._started:
             raise WrapperError("call reset() before step()")
         observations, env_rewards, terminated, truncated, info = self.env.step(actions)
+        index, self._index = self._index, self._index + 1
         done = np.logical_or(terminated, truncated)
         final = SAME_STEP == self.autoreset and done.any()
         times: dict[int, float] = {}
-        taking = []
+        taking = []  # the sub-environments whose step takes a frame (a next-step reset always does)
         for i in range(self.num_envs):
             if self._resetting[i]:
-                self._start(i)
-            else:
-                self.steps[i] += 1
-            step = int(self.steps[i])
-            taken = self.schedules[i].take(step) if step else 0.0
-            times[i] = step * self.schedules[i].dt if taken is None else taken
+                taking.append(i)
+                continue
+            self.steps[i] += 1
+            taken = self.schedules[i].take(int(self.steps[i]))
+            times[i] = int(self.steps[i]) * self.schedules[i].dt if taken is None else taken
             if taken is not None:
                 taking.append(i)
         frames = self._frames(observations, taking, info.get("final_obs") if final else None, done)
-        infos = self._score({i: (times[i], frames.get(i), float(env_rewards[i])) for i in range(self.num_envs)})
-        rewards = np.array([step_info["reward"] for step_info in infos], dtype=np.float64)
+        steps = {i: self._start(i, frames[i]) if self._resetting[i] else
+                 Step(int(self.episodes[i]), int(self.steps[i]), times[i], frames.get(i), float(env_rewards[i]))
+                 for i in range(self.num_envs)}
+        restarts = {}
         if final:  # same-step: the reset observations of the ended episodes start the next ones now
             ended = [int(i) for i in np.flatnonzero(done)]
             frames = self._frames(observations, ended)
-            for i in ended:
-                self._start(i)
-            self._score({i: (0.0, frames[i], 0.0) for i in ended})
+            restarts = {i: self._start(i, frames[i]) for i in ended}
         if self.autoreset == NEXT_STEP:
             self._resetting = done
-        info["topreward"] = stacked(infos)
+        rewards, info["topreward"] = self._scored(index, (steps, restarts), env_rewards, info)
         return observations, rewards, terminated, truncated, info
 
-    def _start(self, i: int) -> None:
+    def _start(self, i: int, frame: np.ndarray) -> Step:
+        """Sub-environment ``i``'s next episode: its step 0, with the reset's ``frame``."""
         task = self.tasks[i]
         assert task is not None  # checked at reset
         self.episodes[i] += 1
         self.steps[i] = 0
         self.schedules[i].reset()
         self.schedules[i].take(0)  # an episode's first frame is always taken
-        self.rewards[i].start(task, int(self.episodes[i]))
+        return Step(int(self.episodes[i]), 0, 0.0, frame, 0.0, task)
 
     def _frames(self, observations: Any, indices: list[int], final: Any = None,
                 done: np.ndarray | None = None) -> dict[int, np.ndarray]:
@@ -167,15 +170,42 @@ class TopRewardVectorWrapper(VectorWrapper):
 
         return {i: self.source.frame(observation(i), render(i), f"sub-environment {i}: ") for i in indices}
 
-    def _score(self, steps: dict[int, tuple[float, np.ndarray | None, float]]) -> list[dict]:
-        """Score the sub-environments' steps (time, frame or None, environment reward) in one forward and finish
-        them; their ``info["topreward"]`` dicts, in the order of ``steps``."""
-        taking = [i for i, (_, frame, _) in steps.items() if frame is not None]
-        requests = [self.rewards[i].request(steps[i][0], frame) for i in taking if (frame := steps[i][1]) is not None]
+    def _scored(self, index: int, job: tuple[dict[int, Step], dict[int, Step]], env_rewards: np.ndarray,
+                info: dict[str, Any]) -> tuple[np.ndarray, dict]:
+        """The step's rewards and ``info["topreward"]``; asynchronous: the part known now and a pending record,
+        and the steps scored meanwhile go in ``info["topreward_ready"]``."""
+        if self._scorer is None:
+            return self._run(job)
+        self._scorer.submit((index, job))
+        info["topreward_ready"] = self._scorer.take()
+        known = np.asarray(env_rewards, dtype=np.float64) if self.options.combine == "add" else \
+            np.zeros(self.num_envs)
+        return known, {"episode": self.episodes.copy(), "step": self.steps.copy(), "index": index, "pending": True}
+
+    def _work(self, job: tuple[int, tuple[dict[int, Step], dict[int, Step]]]) -> dict | None:
+        """The scoring thread's job: a step's ``info["topreward"]`` with its ``index`` (None for a reset)."""
+        index, steps = job
+        info = self._run(steps)[1]
+        return None if index < 0 else {**info, "index": index}
+
+    def _run(self, job: tuple[dict[int, Step], dict[int, Step]]) -> tuple[np.ndarray, dict]:
+        """Score a step of the sub-environments in one forward (and, same-step, the episodes it starts in a
+        second); the rewards and the stacked ``info["topreward"]`` of the step."""
+        steps, restarts = job
+        infos = self._score(steps)
+        if restarts:
+            self._score(restarts)
+        return np.array([step_info["reward"] for step_info in infos], dtype=np.float64), stacked(infos)
+
+    def _score(self, steps: dict[int, Step]) -> list[dict]:
+        """Score the sub-environments' steps in one forward and finish them: their ``info["topreward"]`` dicts,
+        in the order of ``steps``."""
+        requests = {i: self.rewards[i].request(step) for i, step in steps.items()}
+        taking = [i for i, request in requests.items() if request is not None]
         updates = {}
-        for i, result in zip(taking, update_streams(requests)):
+        for i, result in zip(taking, update_streams([request for request in requests.values() if request])):
             if isinstance(result, Exception):
                 raise result
             updates[i] = result
-        return [self.rewards[i].finish(int(self.steps[i]), updates.get(i), env_reward, time)[1]
-                for i, (time, _, env_reward) in steps.items()]
+        return [self.rewards[i].finish(step, updates.get(i))[1] for i, step in steps.items()]
+

@@ -14,13 +14,13 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 
 from ..stream.settings import RewardSettings
-from .asynchronous import Job, ScoringThread
-from .episode_rewards import EpisodeRewards, FrameSchedule, reward_stream
+from .asynchronous import OffCriticalPath, ScoringThread
+from .episode_rewards import EpisodeRewards, FrameSchedule, Step, reward_stream
 from .frames import FrameSource, seconds_per_step
 from .options import DEFAULT_SETTINGS, RewardOptions, WrapperError
 
 
-class TopRewardWrapper(gym.Wrapper):
+class TopRewardWrapper(OffCriticalPath, gym.Wrapper):
     """``env``'s reward replaced by (or added to) TOPReward's for ``task``.
 
     ``reward_model``: an already loaded model (``load_reward_model``), shared by several wrappers, instead of
@@ -47,7 +47,7 @@ class TopRewardWrapper(gym.Wrapper):
         self.episode = -1           # the current episode's id (counts from 0 at the first reset)
         self._step: int | None = None  # steps taken in the current episode; None before the first reset
         self._index = 0             # step() calls since the wrapper was made
-        self._scorer = ScoringThread(self.rewards) if asynchronous else None
+        self._scorer = ScoringThread(self._work) if asynchronous else None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """A new episode; ``options={"task": ...}`` sets the task from this episode on (the others go to the
@@ -62,13 +62,7 @@ class TopRewardWrapper(gym.Wrapper):
         self._step = 0
         time = self.schedule.take(0)
         assert time is not None  # an episode's first frame is always taken
-        if self._scorer is not None:
-            self._scorer.submit(Job(-1, self.episode, 0, time, frame, 0.0, task))
-            info["topreward"] = {"episode": self.episode, "step": 0, "pending": True}
-            info["topreward_ready"] = self._scorer.take()
-            return observation, info
-        self.rewards.start(task, self.episode)
-        _, info["topreward"] = self.rewards.finish(0, self.rewards.score(time, frame), 0.0, time)
+        _, info["topreward"] = self._scored(-1, Step(self.episode, 0, time, frame, 0.0, task), info)
         return observation, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -80,27 +74,25 @@ class TopRewardWrapper(gym.Wrapper):
         time = self.schedule.take(self._step)
         frame = None if time is None else self.source.frame(observation, self.env.render)
         time = self._step * self.schedule.dt if time is None else time
-        if self._scorer is not None:
-            self._scorer.submit(Job(index, self.episode, self._step, time, frame, float(env_reward)))
-            info["topreward"] = {"episode": self.episode, "step": self._step, "index": index, "pending": True}
-            info["topreward_ready"] = self._scorer.take()
-            return (observation, float(env_reward) if self.options.combine == "add" else 0.0, terminated, truncated,
-                    info)
-        update = None if frame is None else self.rewards.score(time, frame)
-        reward, info["topreward"] = self.rewards.finish(self._step, update, float(env_reward), time)
-        if self.options.terminate_on_success and info["topreward"]["success"]:
+        step = Step(self.episode, self._step, time, frame, float(env_reward))
+        reward, info["topreward"] = self._scored(index, step, info)
+        if self.options.terminate_on_success and info["topreward"].get("success"):
             terminated = True
         return observation, reward, terminated, truncated, info
 
-    def collect(self, wait: bool = True) -> list[dict]:
-        """Asynchronous mode: the transitions scored and not yet handed out (as in ``info["topreward_ready"]``);
-        with ``wait``, after every step taken so far is scored. Works after ``close()`` too."""
+    def _scored(self, index: int, step: Step, info: dict[str, Any]) -> tuple[float, dict]:
+        """The step's reward and ``info["topreward"]``; asynchronous: the part known now and a pending record,
+        and the steps scored meanwhile go in ``info["topreward_ready"]``."""
         if self._scorer is None:
-            raise WrapperError("collect() is for a wrapper made with asynchronous=True")
-        return self._scorer.take(wait)
+            return self.rewards.run(step)
+        self._scorer.submit((index, step))
+        info["topreward_ready"] = self._scorer.take()
+        pending = {"episode": step.episode, "step": step.step, "index": index, "pending": True}
+        return (step.env_reward if self.options.combine == "add" else 0.0), pending
 
-    def close(self) -> None:
-        """Closes the environment; asynchronous mode first scores every step taken and joins its thread."""
-        if self._scorer is not None:
-            self._scorer.close()
-        super().close()
+    def _work(self, job: tuple[int, Step]) -> dict | None:
+        """The scoring thread's job: a step's ``info["topreward"]`` with its ``index`` (None for a reset)."""
+        index, step = job
+        info = self.rewards.run(step)[1]
+        return None if index < 0 else {**info, "index": index}
+
