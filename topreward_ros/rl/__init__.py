@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING
 from ..exports import lazy_exports
 
 if TYPE_CHECKING:
-    from .episode_rewards import EpisodeRewards, FrameSchedule
-    from .frames import FrameSource
     from .options import RewardOptions, WrapperError
     from .vector import TopRewardVectorWrapper
     from .wrapper import TopRewardWrapper
 
-_MODULE_OF = {"EpisodeRewards": "episode_rewards", "FrameSchedule": "episode_rewards", "FrameSource": "frames",
-              "RewardOptions": "options", "WrapperError": "options", "TopRewardVectorWrapper": "vector",
+_MODULE_OF = {"RewardOptions": "options", "WrapperError": "options", "TopRewardVectorWrapper": "vector",
               "TopRewardWrapper": "wrapper"}
 __all__ = sorted(_MODULE_OF)
 __getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)
