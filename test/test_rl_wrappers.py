@@ -316,6 +316,8 @@ BAD_WRAPPERS = {
                                           {"image_keys": "camera"}, "must be an HxWx3 uint8 image space"),
     "an unknown option": (lambda: gym.make("CartPole-v1", render_mode="rgb_array"), {"rewards": "delta"},
                           "unknown wrapper option 'rewards'"),
+    "settings that are not RewardSettings": (lambda: gym.make("CartPole-v1", render_mode="rgb_array"),
+                                             {"settings": {"sample_fps": 5}}, "settings must be a RewardSettings"),
     "an unknown reward mode": (lambda: gym.make("CartPole-v1", render_mode="rgb_array"), {"reward": "success"},
                                "reward must be one of potential, logprob, progress, delta"),
     "a task with special tokens": (lambda: gym.make("CartPole-v1", render_mode="rgb_array"),
@@ -331,7 +333,7 @@ def test_bad_input_is_one_clear_error_when_the_wrapper_is_made(case, settings, r
     make, arguments, message = BAD_WRAPPERS[case]
     env = make()
     with pytest.raises(WrapperError, match=message) as error:
-        TopRewardWrapper(env, **{"task": TASK, **arguments}, settings=settings, reward_model=reward_model)
+        TopRewardWrapper(env, **{"task": TASK, "settings": settings, **arguments}, reward_model=reward_model)
     assert "\n" not in str(error.value)
     env.close()
 

@@ -52,8 +52,11 @@ class RewardOptions:
             raise WrapperError(f"dt must be a positive number of seconds, got {self.dt!r}")
 
     @classmethod
-    def of(cls, options: dict) -> "RewardOptions":
-        """The options from a wrapper's keyword arguments; an unknown one is a WrapperError."""
+    def of(cls, settings: RewardSettings, options: dict) -> "RewardOptions":
+        """The options from a wrapper's keyword arguments, once its settings are checked; an unknown option or
+        settings that are not a RewardSettings are a WrapperError."""
+        if not isinstance(settings, RewardSettings):
+            raise WrapperError(f"settings must be a RewardSettings, got {type(settings).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:

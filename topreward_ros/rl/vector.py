@@ -62,7 +62,7 @@ class TopRewardVectorWrapper(OffCriticalPath, VectorWrapper):
                  settings: RewardSettings = DEFAULT_SETTINGS, *, image_keys: str | Sequence[str] | None = None,
                  reward_model=None, asynchronous: bool = False, **options: Any):
         super().__init__(env)
-        self.options = RewardOptions.of(options)
+        self.options = RewardOptions.of(settings, options)
         if self.options.terminate_on_success:
             raise WrapperError("terminate_on_success is for TopRewardWrapper: a vector environment does not let "
                                "a wrapper end one sub-environment's episode")

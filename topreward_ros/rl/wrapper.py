@@ -35,7 +35,7 @@ class TopRewardWrapper(OffCriticalPath, gym.Wrapper):
                  image_keys: str | Sequence[str] | None = None, reward_model=None, asynchronous: bool = False,
                  **options: Any):
         super().__init__(env)
-        self.options = RewardOptions.of(options)
+        self.options = RewardOptions.of(settings, options)
         if asynchronous and self.options.terminate_on_success:
             raise WrapperError("terminate_on_success needs the synchronous wrapper: an asynchronous step() does "
                                "not know the success of its own frame")
