@@ -50,6 +50,8 @@ class RewardOptions:
             raise WrapperError(f"every must be a whole number of steps of at least 1, got {self.every!r}")
         if self.dt is not None and not (isinstance(self.dt, (int, float)) and 0 < self.dt < math.inf):
             raise WrapperError(f"dt must be a positive number of seconds, got {self.dt!r}")
+        if not isinstance(self.terminate_on_success, bool):
+            raise WrapperError(f"terminate_on_success must be true or false, got {self.terminate_on_success!r}")
 
     @classmethod
     def of(cls, settings: RewardSettings, options: dict) -> "RewardOptions":
