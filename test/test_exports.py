@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "topreward_ros"
 SUBPACKAGES = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
-ROS_FREE = ["method", "stream", "sources", "synthetic"]
+ROS_FREE = ["method", "stream", "sources", "synthetic", "rl"]
 
 
 def exports(subpackage: str) -> tuple[list[str], dict[str, str], dict[str, str]]:

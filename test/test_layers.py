@@ -1,5 +1,6 @@
 """The package's layers are a contract (import-linter, configured in setup.cfg): no module imports
-from a higher layer, and the README's layout table names every folder."""
+from a higher layer, only rl/ imports gymnasium and nothing imports rl/, and the README's layout table names
+every folder."""
 
 import re
 import shutil
@@ -21,7 +22,7 @@ def lint(root: Path) -> subprocess.CompletedProcess:
 def test_no_module_imports_from_a_higher_layer():
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert "2 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
