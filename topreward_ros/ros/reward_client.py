@@ -33,11 +33,12 @@ from std_msgs.msg import String
 
 from ..errors import TopRewardError
 from ..stream.update import RewardUpdate, UpdateRecordError
-from .services import SERVICE_TIMEOUT, call_service, start_episode
+from .services import SERVICE_TIMEOUT, start_episode
 from .update_listener import UPDATE_QOS
 
 KEPT_UPDATES = 3600  # the updates a client keeps to answer from: half an hour at the node's default 2 Hz
 READY_POLL_SECONDS = 0.1  # how often wait_until_ready asks the node's lifecycle state
+STATE_CALL_TIMEOUT = 2.0  # seconds wait_until_ready waits for one answer before asking again
 # Two computations of one header stamp in seconds may differ by float rounding (0.2 us near 1.7e9 s); camera
 # frames are never this close.
 SAME_STAMP = 1e-6
@@ -89,6 +90,7 @@ class RewardClient:
         self._node = rclpy.create_node(f"topreward_reward_client_{os.getpid()}_{id(self):x}", context=self._context,
                                        start_parameter_services=False)
         self._subscription = self._node.create_subscription(String, self.update_topic, self._on_update, UPDATE_QOS)
+        self._get_state = self._node.create_client(GetState, f"{self.node_name}/get_state")
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
         self._thread = threading.Thread(target=self._executor.spin, name="topreward-reward-client", daemon=True)
@@ -108,13 +110,11 @@ class RewardClient:
         """Wait until the node is active and its ``~/update`` publisher has matched this client (then no update
         it publishes is missed); a RewardTimeout naming what is missing if that takes over ``timeout`` s."""
         deadline = time.monotonic() + timeout
+        state = "silent (its get_state service did not answer)"
         while True:
-            try:
-                state = call_service(self._node, GetState, f"{self.node_name}/get_state", GetState.Request(),
-                                     max(deadline - time.monotonic(), 0.1)).current_state.label
-            except TopRewardError as exc:
-                raise RewardTimeout(f"the reward node {self.node_name} is not ready within {timeout:g} s: "
-                                    f"{exc}") from None
+            left = deadline - time.monotonic()
+            if self._get_state.service_is_ready():
+                state = self._lifecycle_state(min(max(left, 0.0), STATE_CALL_TIMEOUT)) or state
             matched = self._subscription.get_publisher_count() > 0
             if state == "active" and matched:
                 return
@@ -122,6 +122,19 @@ class RewardClient:
                 why = f"it is {state}" if state != "active" else f"no publisher of {self.update_topic} matched"
                 raise RewardTimeout(f"the reward node {self.node_name} is not ready within {timeout:g} s: {why}")
             time.sleep(READY_POLL_SECONDS)
+
+    def _lifecycle_state(self, timeout: float) -> str | None:
+        """The node's lifecycle state, or None without an answer within ``timeout`` s. While discovery completes
+        an answer can be lost (the request reached the node before its reply could reach this client); the
+        question is harmless to repeat, so wait_until_ready asks again."""
+        answered = threading.Event()
+        future = self._get_state.call_async(GetState.Request())
+        future.add_done_callback(lambda _: answered.set())
+        response = future.result() if answered.wait(timeout) else None
+        if response is None:
+            self._get_state.remove_pending_request(future)
+            return None
+        return response.current_state.label
 
     def reset(self, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
         """Start a new episode on the node (with ``task``, set as its ``task`` parameter, if given), as
