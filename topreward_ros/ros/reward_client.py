@@ -33,7 +33,7 @@ from std_msgs.msg import String
 
 from ..errors import TopRewardError
 from ..stream.update import RewardUpdate, UpdateRecordError
-from .services import SERVICE_TIMEOUT, start_episode
+from .services import SERVICE_TIMEOUT, answer, start_episode
 from .update_listener import UPDATE_QOS
 
 KEPT_UPDATES = 3600  # the updates a client keeps to answer from: half an hour at the node's default 2 Hz
@@ -127,14 +127,8 @@ class RewardClient:
         """The node's lifecycle state, or None without an answer within ``timeout`` s. While discovery completes
         an answer can be lost (the request reached the node before its reply could reach this client); the
         question is harmless to repeat, so wait_until_ready asks again."""
-        answered = threading.Event()
-        future = self._get_state.call_async(GetState.Request())
-        future.add_done_callback(lambda _: answered.set())
-        response = future.result() if answered.wait(timeout) else None
-        if response is None:
-            self._get_state.remove_pending_request(future)
-            return None
-        return response.current_state.label
+        response = answer(self._get_state, GetState.Request(), timeout)
+        return None if response is None else response.current_state.label
 
     def reset(self, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
         """Start a new episode on the node (with ``task``, set as its ``task`` parameter, if given), as

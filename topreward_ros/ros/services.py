@@ -3,7 +3,7 @@ RewardClient start episodes through ``start_episode``, the tests call any servic
 
 from __future__ import annotations
 
-import time
+import threading
 
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -22,15 +22,24 @@ def call_service(node, service_type, name: str, request, timeout: float = SERVIC
     try:
         if not client.wait_for_service(timeout_sec=timeout):
             raise TopRewardError(f"service {name} is not available (is the reward node running?)")
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        if not future.done():
+        response = answer(client, request, timeout)
+        if response is None:
             raise TopRewardError(f"service {name} did not answer within {timeout:.0f} s")
-        return future.result()
+        return response
     finally:
         node.destroy_client(client)
+
+
+def answer(client, request, timeout: float):
+    """Send ``request`` on ``client`` (whose node another thread spins) and wait for the response; None (and the
+    request withdrawn) if none came within ``timeout`` s."""
+    answered = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: answered.set())
+    response = future.result() if answered.wait(timeout) else None
+    if response is None:
+        client.remove_pending_request(future)
+    return response
 
 
 def start_episode(node, node_name: str, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
