@@ -19,6 +19,18 @@ def _exit_now(signum, frame):
     os._exit(0)  # raising inside an import can surface as a traceback or abort in C++: leave directly
 
 
+def _with_signals_held(build):
+    """``build()`` with SIGINT and SIGTERM held until it returns, then delivered: a signal whose handler shuts
+    rclpy's context down inside the native node constructor leaves a half-made node (rclpy warns that it failed
+    to fini the rosout publisher)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        return build()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def main(args=None) -> int:
     signal.signal(signal.SIGINT, _exit_now)
     signal.signal(signal.SIGTERM, _exit_now)
@@ -42,7 +54,7 @@ def main(args=None) -> int:
     try:
         rclpy.init(args=args)
         if not stopping.is_set():
-            node = RewardNode()
+            node = _with_signals_held(RewardNode)
     except ParameterException as exc:
         print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
