@@ -3,9 +3,12 @@
 Importing the node takes seconds (torch, transformers); a signal in that time ends the program at
 once with status 0 (nothing is running yet that needs a clean-up). From then on a signal never
 raises into the running code: an exception raised by a Python signal handler can surface inside a
-C++ call (rclpy, torch) and abort the process. rclpy's own handlers shut the context down, which
-ends the executor once the callback in progress (a model load, a transition) returns; the handler
-here only notes the request, for a signal that comes before rclpy.init. A second signal leaves at once.
+C++ call (rclpy, torch) and abort the process. rclpy's own signal handlers are not installed: they shut
+the context down from a thread of their own, which can land inside the native node constructor and leave
+a half-made node ("Failed to fini rosout publisher"). The handler here is Python's, so it runs on the main
+thread between two bytecodes, never inside a C++ call: it shuts the context down, which ends the executor
+once the callback in progress (a model load, a transition) returns. The executor wakes at least every
+``WAKE_S`` so that a signal that arrives while it waits is handled. A second signal leaves at once.
 """
 
 import logging
@@ -14,21 +17,11 @@ import signal
 import sys
 import threading
 
+WAKE_S = 0.2
+
 
 def _exit_now(signum, frame):
     os._exit(0)  # raising inside an import can surface as a traceback or abort in C++: leave directly
-
-
-def _with_signals_held(build):
-    """``build()`` with SIGINT and SIGTERM held until it returns, then delivered: a signal whose handler shuts
-    rclpy's context down inside the native node constructor leaves a half-made node (rclpy warns that it failed
-    to fini the rosout publisher)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        return build()
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def main(args=None) -> int:
@@ -37,24 +30,29 @@ def main(args=None) -> int:
     import rclpy
     from rclpy.exceptions import ParameterException
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from .reward_node import RewardNode, StartupInterrupted
 
     logging.basicConfig(level=logging.WARNING, format="[topreward] %(levelname)s: %(message)s")
     stopping = threading.Event()
+    started = threading.Event()  # rclpy.init has returned: the context can be shut down
 
     def request_stop(signum, frame):
         if stopping.is_set():
             os._exit(0)
         stopping.set()
+        if started.is_set():
+            rclpy.try_shutdown()
 
     signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)  # rclpy.init chains its handlers to these
+    signal.signal(signal.SIGTERM, request_stop)
     node = None
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        started.set()
         if not stopping.is_set():
-            node = _with_signals_held(RewardNode)
+            node = RewardNode()
     except ParameterException as exc:
         print(f"reward_node: error: bad parameter: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
@@ -70,7 +68,8 @@ def main(args=None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=WAKE_S)
     except StartupInterrupted as interrupted:
         print(f"reward_node: start-up interrupted by a signal during {interrupted}; exiting", file=sys.stderr)
     except ExternalShutdownException:
