@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import stream_bench
 
 
 def build_collection(root: Path, bags: int, seconds: float) -> Path:
@@ -109,9 +109,7 @@ def main(argv=None) -> int:
             difference = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) else None
     first = next(iter(batched.values()))
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": sys.version.split()[0], "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(),
+        "machine": {**stream_bench.machine(), "torch_threads": torch.get_num_threads(),
                     "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)]},
         "collection": {"bags": args.bags, "episodes": first["episodes"], "seconds_per_episode": args.seconds,
                        "frames_scored": first["frames_scored"], "updates": 2 * first["frames_scored"]},

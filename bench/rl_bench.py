@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import psutil
+import stream_bench
 import torch
 
 from topreward_ros.method.config import ModelConfig
@@ -107,9 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-               "torch": torch.__version__, "gymnasium": gym.__version__}
+    machine = {**stream_bench.machine(), "torch_threads": torch.get_num_threads(), "gymnasium": gym.__version__}
     results = []
     with tempfile.TemporaryDirectory() as directory:
         for shape in args.shapes:

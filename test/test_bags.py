@@ -195,7 +195,7 @@ def test_a_failing_episode_is_reported_and_the_others_written(tmp_path, reward_m
     results = evaluate_episodes(reward_model, RewardSettings(resolution=(64, 64), max_frames=8),
                                 BagEpisodes(episodes, 0, 8), ["open the drawer"] * 3, show_progress=False)
     assert [r.failed for r in results] == [False, True, False]
-    assert "expected an HxWx3 uint8 RGB frame" in results[1].error
+    assert "frame must be an HxWx3 uint8 RGB image" in results[1].error
     summary = summarize(results)
     assert summary["episodes"] == 2 and [row["episode"] for row in summary["failed_episodes"]] == [1]
     assert results[0].report.curve.values == results[2].report.curve.values

@@ -13,7 +13,8 @@ from ..exports import lazy_exports
 if TYPE_CHECKING:
     from .config import DEFAULT_MAX_FRAMES, DEFAULT_MODEL, MAX_FRAMES_RANGE, ModelConfig, ModelLoadError, ScoringConfig
     from .engine import StreamingEngine
-    from .frames import DEFAULT_RESOLUTION, FrameError, FramePair, pair_frames, parse_resolution, resize_frame
+    from .frames import (DEFAULT_RESOLUTION, FrameError, FramePair, check_frame, pair_frames, parse_resolution,
+                         resize_frame)
     from .model import RewardModel, load_reward_model
     from .prompts import PromptError, fill_prompt, load_prompt_set
     from .reference import ReferenceScorer
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 _MODULE_OF = {"DEFAULT_MAX_FRAMES": "config", "DEFAULT_MODEL": "config", "MAX_FRAMES_RANGE": "config",
               "ModelConfig": "config", "ModelLoadError": "config", "ScoringConfig": "config",
               "StreamingEngine": "engine", "DEFAULT_RESOLUTION": "frames", "FrameError": "frames",
-              "FramePair": "frames", "pair_frames": "frames", "parse_resolution": "frames", "resize_frame": "frames",
+              "FramePair": "frames", "check_frame": "frames", "pair_frames": "frames",
+              "parse_resolution": "frames", "resize_frame": "frames",
               "RewardModel": "model", "load_reward_model": "model", "PromptError": "prompts",
               "fill_prompt": "prompts", "load_prompt_set": "prompts", "ReferenceScorer": "reference",
               "RenderError": "rendering", "Renderer": "rendering", "Segment": "rendering", "Score": "scoring",

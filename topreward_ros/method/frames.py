@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import TopRewardError
-
 import dataclasses
+from typing import Any
 
 import cv2
 import numpy as np
+
+from ..errors import TopRewardError
 
 FRAME_MULTIPLE = 32  # one LM token covers 32x32 pixels (patch 16, 2x2 merge)
 DEFAULT_RESOLUTION = (512, 384)
@@ -35,12 +36,20 @@ def check_resolution(resolution: tuple[int, int]) -> None:
                          f"from {FRAME_MULTIPLE} to {MAX_FRAME_SIDE}")
 
 
+def check_frame(frame: Any, what: str = "frame") -> np.ndarray:
+    """``frame`` if it is a non-empty HxWx3 uint8 RGB array; else a FrameError naming ``what`` and what it is."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"{what} must be an HxWx3 uint8 RGB image, got {type(frame).__name__}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise FrameError(f"{what} must be an HxWx3 uint8 RGB image, got shape {frame.shape} {frame.dtype}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise FrameError(f"{what} has zero size (shape {frame.shape})")
+    return frame
+
+
 def resize_frame(frame: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
     """An RGB uint8 frame resized to (width, height); all frames of an episode share one size."""
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise FrameError(f"expected an HxWx3 uint8 RGB frame, got shape {frame.shape} {frame.dtype}")
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise FrameError("frame has zero size")
+    check_frame(frame)
     width, height = resolution
     if frame.shape[:2] == (height, width):
         return np.ascontiguousarray(frame)

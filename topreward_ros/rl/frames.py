@@ -9,17 +9,17 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from ..method.frames import FrameError, check_frame
 from ..stream.camera_sync import tile
 from .options import WrapperError
 
 
 def check_image(image: Any, what: str) -> np.ndarray:
-    """``image`` if it is an HxWx3 uint8 RGB array; else a WrapperError naming ``what``."""
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-            and image.shape[0] > 0 and image.shape[1] > 0):
-        found = (f"shape {image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__)
-        raise WrapperError(f"{what} must be an HxWx3 uint8 RGB image, got {found}")
-    return image
+    """``check_frame``, raising the wrapper's own error."""
+    try:
+        return check_frame(image, what)
+    except FrameError as exc:
+        raise WrapperError(str(exc)) from None
 
 
 class FrameSource:
