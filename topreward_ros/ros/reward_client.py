@@ -33,7 +33,7 @@ from std_msgs.msg import String
 
 from ..errors import TopRewardError
 from ..stream.update import RewardUpdate, UpdateRecordError
-from .services import SERVICE_TIMEOUT, answer, start_episode
+from .services import SERVICE_TIMEOUT, EpisodeStarter, answer
 from .update_listener import UPDATE_QOS
 
 KEPT_UPDATES = 3600  # the updates a client keeps to answer from: half an hour at the node's default 2 Hz
@@ -91,6 +91,7 @@ class RewardClient:
                                        start_parameter_services=False)
         self._subscription = self._node.create_subscription(String, self.update_topic, self._on_update, UPDATE_QOS)
         self._get_state = self._node.create_client(GetState, f"{self.node_name}/get_state")
+        self._start_episode = EpisodeStarter(self._node, self.node_name)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
         self._thread = threading.Thread(target=self._executor.spin, name="topreward-reward-client", daemon=True)
@@ -134,7 +135,7 @@ class RewardClient:
         """Start a new episode on the node (with ``task``, set as its ``task`` parameter, if given), as
         topreward-replay does at a marker; the new episode's id. Answers of that episode are not ``new_episode``;
         frames the node sampled and had not scored yet are discarded (it says so in /diagnostics)."""
-        episode = start_episode(self._node, self.node_name, task, timeout)
+        episode = self._start_episode(task, timeout)
         with self._arrived:
             self._episode, self._previous = episode, None
         return episode

@@ -1,5 +1,5 @@
 """Calling the reward node's services from a client node that another thread spins: topreward-replay and
-RewardClient start episodes through ``start_episode``, the tests call any service through ``call_service``."""
+RewardClient start episodes through an ``EpisodeStarter``, the tests call any service through ``call_service``."""
 
 from __future__ import annotations
 
@@ -12,22 +12,28 @@ from std_srvs.srv import Trigger
 from ..errors import TopRewardError
 
 SERVICE_TIMEOUT = 30.0  # seconds for a service to appear and answer
-# What the node's ~/reset answers (the new episode's id); start_episode reads the id back from it.
+# What the node's ~/reset answers (the new episode's id); EpisodeStarter reads the id back from it.
 RESET_MESSAGE = "episode {} started"
 
 
 def call_service(node, service_type, name: str, request, timeout: float = SERVICE_TIMEOUT):
-    """Call a service and wait for the answer; ``node`` must be spun by another thread."""
+    """Call a service once and wait for the answer; ``node`` must be spun by another thread."""
     client = node.create_client(service_type, name)
     try:
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TopRewardError(f"service {name} is not available (is the reward node running?)")
-        response = answer(client, request, timeout)
-        if response is None:
-            raise TopRewardError(f"service {name} did not answer within {timeout:.0f} s")
-        return response
+        return _ask(client, request, timeout)
     finally:
         node.destroy_client(client)
+
+
+def _ask(client, request, timeout: float):
+    """``request``'s response once the service is there; a TopRewardError naming the service if it does not
+    appear or does not answer within ``timeout`` s."""
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise TopRewardError(f"service {client.srv_name} is not available (is the reward node running?)")
+    response = answer(client, request, timeout)
+    if response is None:
+        raise TopRewardError(f"service {client.srv_name} did not answer within {timeout:.0f} s")
+    return response
 
 
 def answer(client, request, timeout: float):
@@ -42,18 +48,28 @@ def answer(client, request, timeout: float):
     return response
 
 
-def start_episode(node, node_name: str, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
-    """Set ``task`` (if given) as the node's ``task`` parameter, then start a new episode through its ``~/reset``;
-    the new episode's id. Both calls have returned when this does: a frame sent next belongs to the new episode."""
-    node_name = node_name.rstrip("/")
-    if task:
-        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
-        result = call_service(node, SetParameters, f"{node_name}/set_parameters",
-                              SetParameters.Request(parameters=[Parameter(name="task", value=value)]), timeout)
-        if not result.results[0].successful:
-            raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
-    response = call_service(node, Trigger, f"{node_name}/reset", Trigger.Request(), timeout)
-    if not response.success:
-        raise TopRewardError(f"the node refused the reset: {response.message}")
-    before, after = RESET_MESSAGE.split("{}")
-    return int(response.message.removeprefix(before).removesuffix(after))
+class EpisodeStarter:
+    """Starts episodes on the reward node ``node_name`` through two clients of ``node`` made once, when this is
+    made: the node's answer to a client made a moment before the call can be lost (the reply leaves before the
+    node has matched that client's reply reader, on a loaded machine), and a reset cannot be asked twice."""
+
+    def __init__(self, node, node_name: str):
+        node_name = node_name.rstrip("/")
+        self._set_parameters = node.create_client(SetParameters, f"{node_name}/set_parameters")
+        self._reset = node.create_client(Trigger, f"{node_name}/reset")
+
+    def __call__(self, task: str | None = None, timeout: float = SERVICE_TIMEOUT) -> int:
+        """Set ``task`` (if given) as the node's ``task`` parameter, then start a new episode through its
+        ``~/reset``; the new episode's id. Both calls have returned when this does: a frame sent next belongs to
+        the new episode."""
+        if task:
+            value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
+            result = _ask(self._set_parameters,
+                          SetParameters.Request(parameters=[Parameter(name="task", value=value)]), timeout)
+            if not result.results[0].successful:
+                raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
+        response = _ask(self._reset, Trigger.Request(), timeout)
+        if not response.success:
+            raise TopRewardError(f"the node refused the reset: {response.message}")
+        before, after = RESET_MESSAGE.split("{}")
+        return int(response.message.removeprefix(before).removesuffix(after))

@@ -44,7 +44,7 @@ from ..outputs import atomic_path
 from ..stream.episode_stream import EpisodeStream
 from ..stream.update import RewardUpdate
 from ..stream.settings import RewardSettings
-from ..ros.services import start_episode
+from ..ros.services import EpisodeStarter
 from ..ros.update_listener import ReceivedUpdates, frames_covered
 from .common import add_settings_arguments, settings_from
 from .program import entry_point, program_parser
@@ -174,6 +174,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
     publishers = {t: node.create_publisher(message_class(topics[t].msgtype), t, reliable) for t in chosen}
     clock = node.create_publisher(Clock, "/clock", 10)
     replayer = Replayer(node, args.node, Path(args.record_bag) if args.record_bag else None)
+    start_episode = EpisodeStarter(node, args.node)  # its clients match the node's services while we wait here
 
     deadline = time.monotonic() + DISCOVERY_TIMEOUT
     while time.monotonic() < deadline and not (
@@ -202,7 +203,7 @@ def _play(args, reader, node, chosen: list[str], sampled: SampledFrames) -> int:
                 # A reset discards the frames the node has not scored yet: let a slow model finish first.
                 replayer.wait_covered(sampled.count, DISCOVERY_TIMEOUT)
                 sampled.stream.reset()
-                start_episode(node, args.node, task)  # the marker's task, if any; returns before the next frame
+                start_episode(task)  # the marker's task, if any; returns before the next frame
                 continue
             if read and msg is None:
                 continue
