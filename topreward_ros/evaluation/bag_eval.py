@@ -32,18 +32,15 @@ class EpisodeResult:
     def failed(self) -> bool:
         return self.report is None
 
-    @property
-    def updates_per_second(self) -> float:
-        return len(self.report.curve.scores) / self.seconds if self.seconds > 0 else math.inf
-
     def row(self) -> dict:
-        if self.failed:
+        if self.report is None:
             return {"episode": self.index, "task": self.task, "error": self.error}
         curve = self.report.curve
+        assert curve.updates is not None  # stream_curve keeps the stream's updates
         return {"episode": self.index, "task": self.task, "frames": curve.lengths[-1], "updates": len(curve.scores),
                 "voc": curve.voc, "static_voc": self.report.static.voc, "final_reward": curve.values[-1],
                 "final_progress": curve.updates[-1].progress, "success": curve.updates[-1].success,
-                "updates_per_second": self.updates_per_second}
+                "updates_per_second": len(curve.scores) / self.seconds if self.seconds > 0 else math.inf}
 
 
 def episode_tasks(episodes: list[Episode], default_task: str | None, listed: dict[int, str]) -> list[str]:
@@ -79,9 +76,10 @@ def evaluate_episodes(reward_model, settings: RewardSettings, bag: BagEpisodes, 
 def summarize(results: list[EpisodeResult]) -> dict:
     failed = [r for r in results if r.failed]
     results = [r for r in results if not r.failed]
-    vocs = [r.report.curve.voc for r in results if not math.isnan(r.report.curve.voc)]
-    statics = [r.report.static.voc for r in results if not math.isnan(r.report.static.voc)]
-    updates = sum(len(r.report.curve.scores) for r in results)
+    reports = [r.report for r in results if r.report is not None]
+    vocs = [report.curve.voc for report in reports if not math.isnan(report.curve.voc)]
+    statics = [report.static.voc for report in reports if not math.isnan(report.static.voc)]
+    updates = sum(len(report.curve.scores) for report in reports)
     seconds = sum(r.seconds for r in results)
     return {
         "episodes": len(results),

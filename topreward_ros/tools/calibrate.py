@@ -90,7 +90,7 @@ def final_scores(args, reward_model, settings, default_task: str | None, entries
         tasks = episode_tasks(bag.episodes, args.task or default_task,
                               {i: t for i, t in wanted.items() if t})
         for result in evaluate_episodes(reward_model, settings, bag, tasks, show_progress=False):
-            if result.failed:
+            if result.report is None:
                 raise TopRewardError(f"{bag_path}: episode {result.index} failed: {result.error}")
             scores[(bag_path, result.index)] = result.report.curve.values[-1]
     return [scores[(e["bag"], int(e["episode"]))] for e in entries]

@@ -126,6 +126,7 @@ def body(args: argparse.Namespace) -> int:
                  output / "offline")
     plot(live, curve.times, curve.values, plot_path)
 
+    assert curve.updates is not None  # stream_curve keeps the stream's updates
     offline_at = {u.frames: u.score for u in curve.updates}
     differences = [abs(u.score - offline_at[u.frames]) for u in live]
     worst = max(differences)

@@ -122,7 +122,7 @@ def body(args: argparse.Namespace) -> int:
     summary = {**summarize(results), "settings": settings}
     with staged_report(output, REPORT_FILES, PROG, last=["summary.md", "summary.json"]) as staging:
         for result in results:
-            if result.failed:
+            if result.report is None:
                 print(f"{PROG}: episode {result.index} failed: {result.error}", file=sys.stderr)
                 continue
             write_report(result.report, {**settings, "episode": result.index, "task": result.task}, staging,
