@@ -16,6 +16,10 @@ from scipy.stats import mannwhitneyu
 from ..errors import TopRewardError
 
 
+Scores = Sequence[float] | np.ndarray   # one final raw score per episode
+Labels = Sequence[bool] | np.ndarray    # whether each episode succeeded
+
+
 class CalibrationError(TopRewardError, ValueError):
     """The labelled episodes cannot be calibrated (mismatched, one-class or non-finite input)."""
 
@@ -45,7 +49,7 @@ class Calibration:
     n_failure: int
 
 
-def _validated(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+def _validated(scores: Scores, labels: Labels) -> tuple[np.ndarray, np.ndarray]:
     """Scores as floats and labels as bools, after checking lengths, finiteness and both classes."""
     if len(scores) != len(labels):
         raise CalibrationError(f"got {len(scores)} scores but {len(labels)} labels")
@@ -73,7 +77,7 @@ def _candidates(distinct: np.ndarray) -> np.ndarray:
     return np.concatenate(([distinct[0] - step], middle, [distinct[-1] + step]))
 
 
-def threshold_table(scores: Sequence[float], labels: Sequence[bool]) -> list[ThresholdRow]:
+def threshold_table(scores: Scores, labels: Labels) -> list[ThresholdRow]:
     """One row per candidate threshold (between observed scores, never on one), ascending by threshold."""
     values, flags = _validated(scores, labels)
     thresholds = _candidates(np.unique(values))
@@ -96,7 +100,7 @@ def threshold_table(scores: Sequence[float], labels: Sequence[bool]) -> list[Thr
     return rows
 
 
-def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def roc_auc(scores: Scores, labels: Labels) -> float:
     """ROC AUC: the probability that a success outscores a failure, ties counting one half."""
     values, flags = _validated(scores, labels)
     positives, negatives = values[flags], values[~flags]
@@ -111,7 +115,7 @@ def _best(table: list[ThresholdRow], metric: str, margins: np.ndarray) -> Thresh
     return table[index]
 
 
-def calibrate(scores: Sequence[float], labels: Sequence[bool]) -> Calibration:
+def calibrate(scores: Scores, labels: Labels) -> Calibration:
     """AUC, threshold table and the F1-best and Youden-best thresholds of labelled final scores."""
     values, flags = _validated(scores, labels)
     table = threshold_table(values, flags)
