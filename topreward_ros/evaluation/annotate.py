@@ -70,6 +70,7 @@ def annotate(sources: Sequence[Source], settings: AnnotateSettings, output: str 
     for source in sources:
         for item in source.items:
             if item.kind != "bag":
+                assert item.episode is not None  # only a bag's episodes are found when it is read
                 enqueue(item, item.episode)
                 continue
             known = [row for row in done.values() if row.source == item.source and row.item == item.name]

@@ -19,7 +19,7 @@ from ..method.sessions import session_cache_bytes
 from ..method.model import load_reward_model
 from ..outputs import json_safe
 from ..sources import lerobot, video
-from ..sources.bags import read_episodes
+from ..sources.bags import BagEpisodes, read_episodes
 from ..sources.collections import Item, part_name
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC
 from ..stream.episode import Episode
@@ -146,13 +146,13 @@ class Annotator:
         pool = session_pool(settings.reward, self.reward_model, capacity=2 * self.batch_episodes)
         self.streams = [RewardStream.from_settings(settings.reward, pool=pool) for _ in range(2 * self.batch_episodes)]
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._bag: tuple[str, object] | None = None   # (path, BagEpisodes or the error reading it): the last bag
+        self._bag: tuple[str, BagEpisodes | Exception] | None = None   # (path, the bag or the error reading it)
 
     def run(self, jobs: list[Job]) -> list[JobResult]:
         """Score the jobs (at most ``batch_episodes``); one result per job, in order."""
         if len(jobs) > self.batch_episodes:
             raise AnnotateError(f"{len(jobs)} jobs for a worker that scores {self.batch_episodes} at once")
-        results: list[JobResult | None] = [None] * len(jobs)
+        results: dict[int, JobResult] = {}   # job number -> its result
         ready: list[tuple[int, _Read]] = []
         for i, job in enumerate(jobs):
             read = self._read(job)
@@ -166,11 +166,13 @@ class Annotator:
         scored = run_episodes(self.streams[:len(episodes)], episodes)
         for n, (i, read) in enumerate(ready):
             updates, static = scored[2 * n], scored[2 * n + 1]
-            failure = (updates if isinstance(updates, Exception) else static if isinstance(static, Exception)
-                       else None)
-            results[i] = (self._failed(read.row, failure, read.start, read.episodes_in_item) if failure is not None
-                          else self._scored(read, updates, static))
-        return results
+            if isinstance(updates, Exception):
+                results[i] = self._failed(read.row, updates, read.start, read.episodes_in_item)
+            elif isinstance(static, Exception):
+                results[i] = self._failed(read.row, static, read.start, read.episodes_in_item)
+            else:
+                results[i] = self._scored(read, updates, static)
+        return [results[i] for i in range(len(jobs))]
 
     def _read(self, job: Job) -> _Read | JobResult:
         """The episode's frames, or its failed result."""
@@ -187,26 +189,27 @@ class Annotator:
                     raise TopRewardError(f"the bag has {len(bag.episodes)} episodes, not {job.episode + 1}")
                 episode = bag.episodes[job.episode]
                 row.task = self._bag_task(job.episode, episode.task)
-                self._need_task(row.task, "no task: pass --task, or record a String marker carrying it")
+                task = self._need_task(row.task, "no task: pass --task, or record a String marker carrying it")
             elif item.kind == "video":
                 row.task = self.settings.task
-                self._need_task(row.task, "no task: pass --task")
+                task = self._need_task(row.task, "no task: pass --task")
                 episode = video.read_episode(item.path, self.settings.reward.sample_fps)
                 row.source_frames = episode.source_frames
             elif item.kind == "lerobot":
                 dataset_episode = item.lerobot
+                assert dataset_episode is not None  # a LeRobot item without its episode has an error
                 row.source_frames = dataset_episode.length
                 if dataset_episode.error:  # broken data is an error (a broken task is no reason to use --task)
                     raise TopRewardError(dataset_episode.error)
                 row.task = dataset_episode.task or self.settings.task
-                self._need_task(row.task, "no task: the dataset has none for this episode; pass --task")
+                task = self._need_task(row.task, "no task: the dataset has none for this episode; pass --task")
                 episode = lerobot.read_episode(item.path, dataset_episode, item.fps, self.settings.reward.sample_fps)
             else:
                 raise TopRewardError(f"unknown item kind {item.kind!r}")
             if not episode.frames:
                 raise TopRewardError("the episode has no frames")
-            self.streams[0].check_task(row.task)  # a task that cannot be rendered fails its episode, not the batch
-            episode = dataclasses.replace(episode, task=row.task)
+            self.streams[0].check_task(task)  # a task that cannot be rendered fails its episode, not the batch
+            episode = dataclasses.replace(episode, task=task)
         except Exception as exc:  # noqa: BLE001 - bad input of any kind is recorded on its episode, never stops the run
             return self._failed(row, exc, start, episodes_in_item)
         return _Read(job, row, episode, episodes_in_item, start)
@@ -235,10 +238,11 @@ class Annotator:
                   for number, (u, static_score) in enumerate(zip(updates, static_scores))]
         return JobResult(Outcome(row, frames), read.episodes_in_item)
 
-    def _read_bag(self, path: str):
+    def _read_bag(self, path: str) -> BagEpisodes:
         if self._bag is None or self._bag[0] != path:
             self._bag = None  # free the previous bag's frames first
             options, reward = self.settings.bag, self.settings.reward
+            read: BagEpisodes | Exception
             try:
                 read = read_episodes(path, list(options.image_topics), reward.sample_fps, split=options.split,
                                      marker_topic=options.marker_topic, max_gap=options.max_gap,
@@ -255,9 +259,11 @@ class Annotator:
         return task.strip() if task and task.strip() else None
 
     @staticmethod
-    def _need_task(task: str | None, reason: str) -> None:
+    def _need_task(task: str | None, reason: str) -> str:
+        """The task; a TopRewardError saying ``reason`` when there is none."""
         if not task:
             raise TopRewardError(reason)
+        return task
 
 
 def _defined(value: float) -> float | None:

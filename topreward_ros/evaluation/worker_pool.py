@@ -207,7 +207,7 @@ class RayPool:
         while True:
             deadlines = {ref: self._since[worker] + self.episode_timeout * len(jobs)
                          for ref, (worker, jobs) in self._inflight.items() if worker not in self._loading.values()}
-            first = min(deadlines, key=deadlines.get, default=None)
+            first = min(deadlines, key=deadlines.__getitem__, default=None)
             timeout = None if first is None else max(0.0, deadlines[first] - time.monotonic())
             ready, _ = self.ray.wait([*self._inflight, *self._loading], num_returns=1, timeout=timeout)
             if not ready:
