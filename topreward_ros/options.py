@@ -37,14 +37,14 @@ def float_between(low: float, high: float) -> Number:
     return Number(float, low, high)
 
 
-def int_between(low: int, high: int, even: bool = False) -> Number:
+def int_between(low: float, high: float, even: bool = False) -> Number:
     return Number(int, low, high, even)
 
 
 class Size:
     """'WIDTHxHEIGHT' -> (width, height), each an integer from ``low`` to ``high`` and a multiple of ``multiple``."""
 
-    def __init__(self, low: int, high: int, multiple: int = 1):
+    def __init__(self, low: float, high: float, multiple: int = 1):
         self.low, self.high, self.multiple = low, high, multiple
 
     def __call__(self, text: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from rclpy.validate_topic_name import validate_topic_name
 
 from ..errors import TopRewardError
 from ..sources.image_messages import DEFAULT_IMAGE_TOPIC, DEFAULT_MAX_PIXELS
-from ..stream.settings import RewardSettings
+from ..stream.settings import RewardSettings, setting_default
 
 RELIABILITIES = ("best_effort", "reliable")
 TRANSPORTS = ("raw", "compressed")
@@ -53,14 +53,16 @@ RESOLUTION_SIDES = ("resolution_width", "resolution_height")  # the node's two p
 def setting(name: str, side: int | None = None) -> Param:
     """The node parameter of RewardSettings field ``name`` (``side`` 0/1: one side of the resolution)."""
     field, spec = SETTINGS[name]
-    default = field.default if side is None else field.default[side]
+    default = setting_default(field)
+    if side is not None:
+        default = default[side]
     doc = spec.doc if side is None else f"Fixed frame {('width', 'height')[side]} fed to the model " \
                                          f"(multiple of {spec.step})."
     kind = field.type if side is None else "int"
     bounds = spec.bounds
     return Param(RESOLUTION_SIDES[side] if side is not None else name, default, doc, structural=not spec.live,
                  float_range=bounds if kind == "float" else None,
-                 int_range=(int(bounds[0]), int(bounds[1]), spec.step) if kind == "int" else None,
+                 int_range=(int(bounds[0]), int(bounds[1]), spec.step) if kind == "int" and bounds else None,
                  choices=spec.choices)
 
 

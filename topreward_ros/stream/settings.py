@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from ..errors import TopRewardError
 from ..method.frames import DEFAULT_RESOLUTION, FRAME_MULTIPLE, MAX_FRAME_SIDE
@@ -40,9 +41,21 @@ class Spec:
     choices: tuple[str, ...] | None = None
     live: bool = False
 
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The inclusive range of a number: ``bounds``, or unbounded without them."""
+        return self.bounds or (-math.inf, math.inf)
+
 
 def _setting(default, doc: str, **spec):
     return dataclasses.field(default=default, metadata={"spec": Spec(doc, **spec)})
+
+
+def setting_default(field: dataclasses.Field) -> Any:
+    """The default of a RewardSettings field (``_setting`` gives every field one)."""
+    default = field.default
+    assert default is not dataclasses.MISSING, field.name
+    return default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +170,7 @@ def _number(name: str, spec: Spec, value, kind: type):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not whole):
         raise SettingsError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
     value = kind(value)
-    low, high = spec.bounds or (-math.inf, math.inf)
+    low, high = spec.limits
     if not (math.isfinite(value) and low <= value <= high) or (kind is int and value % spec.step):
         multiple = f"a multiple of {spec.step} " if kind is int and spec.step > 1 else ""
         raise SettingsError(f"{name} must be {multiple}from {low:g} to {high:g}, got {value!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..options import Size, float_between, int_between
-from ..stream.settings import RewardSettings
+from ..stream.settings import RewardSettings, setting_default
 
 SETTINGS = {field.name: (field, spec) for field, spec in RewardSettings.specs()}
 # The RewardSettings fields each kind of tool takes as options (--field-name, the node's parameter name).
@@ -23,20 +23,21 @@ def add_settings_arguments(parser: argparse.ArgumentParser, title: str, names, a
     for name in names:
         field, spec = SETTINGS[name]
         flags = [f"--{name.replace('_', '-')}", *ALIASES.get(name, ()), *(aliases or {}).get(name, ())]
-        kwargs: dict = {"dest": name, "default": field.default}
+        default = setting_default(field)
+        kwargs: dict = {"dest": name, "default": default}
         if field.type == "bool":
             kwargs["action"] = "store_true"
         elif spec.choices:
             kwargs["choices"] = spec.choices
         elif field.type == "float":
-            kwargs["type"] = float_between(*spec.bounds)
+            kwargs["type"] = float_between(*spec.limits)
         elif field.type == "int":
-            kwargs["type"] = int_between(*spec.bounds, even=spec.step == 2)
+            kwargs["type"] = int_between(*spec.limits, even=spec.step == 2)
         elif field.type == "tuple[int, int]":
-            kwargs.update(type=Size(*spec.bounds, spec.step), default="x".join(map(str, field.default)),
+            kwargs.update(type=Size(*spec.limits, spec.step), default="x".join(map(str, default)),
                           metavar="WIDTHxHEIGHT")
-        default = "" if field.type == "bool" or field.default == "" else " (default %(default)s)"
-        group.add_argument(*flags, help=spec.doc.replace("%", "%%") + default, **kwargs)
+        shown = "" if field.type == "bool" or default == "" else " (default %(default)s)"
+        group.add_argument(*flags, help=spec.doc.replace("%", "%%") + shown, **kwargs)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
