@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     width, height = args.size
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if output.suffix.lower() == ".avi" else "mp4v"))
+    fourcc = cv2.VideoWriter.fourcc(*("MJPG" if output.suffix.lower() == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(str(output), fourcc, args.fps, (width, height))
     if not writer.isOpened():
         print(f"{PROG}: error: cannot write {output}", file=sys.stderr)

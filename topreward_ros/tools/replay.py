@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -71,7 +72,7 @@ class Replayer:
         self.lock = threading.Lock()
         self.updates = ReceivedUpdates()
         self.last_update = time.monotonic()
-        self.record = []  # (topic, msgtype, log time ns, serialized)
+        self.record: list[tuple[str, str, int, bytes]] = []  # (topic, msgtype, log time ns, serialized)
         self.record_bag = record_bag
         self.node_name = node_name.rstrip("/")
         for name, msgtype in RECORDED.items():
@@ -133,9 +134,11 @@ class SampledFrames:
     """Counts the frames the node samples from what is played, by the node's own rules (stamps, header
     checks, camera pairing, sampling, restarts), without decoding a pixel."""
 
+    NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # every sampled group's "frame": only the count matters
+
     def __init__(self, image_topics: list[str], settings: RewardSettings):
         self.camera_of = {topic: i for i, topic in enumerate(image_topics)}
-        self.stream = EpisodeStream(len(image_topics), lambda messages: None, settings.sample_fps,
+        self.stream = EpisodeStream(len(image_topics), lambda messages: self.NO_PIXELS, settings.sample_fps,
                                     settings.camera_slop, settings.max_stamp_gap, settings.stamp_tolerance)
         self.count = 0
 
