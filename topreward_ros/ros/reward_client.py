@@ -25,6 +25,7 @@ from collections import deque
 
 import rclpy
 from lifecycle_msgs.srv import GetState
+from rclpy.client import Client
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -90,7 +91,8 @@ class RewardClient:
         self._node = rclpy.create_node(f"topreward_reward_client_{os.getpid()}_{id(self):x}", context=self._context,
                                        start_parameter_services=False)
         self._subscription = self._node.create_subscription(String, self.update_topic, self._on_update, UPDATE_QOS)
-        self._get_state = self._node.create_client(GetState, f"{self.node_name}/get_state")
+        self._get_state: Client[GetState.Request, GetState.Response] = self._node.create_client(
+            GetState, f"{self.node_name}/get_state")
         self._start_episode = EpisodeStarter(self._node, self.node_name)
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)

@@ -16,16 +16,17 @@ from functools import partial
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from ..errors import TopRewardError
 from ..method.frames import resize_frame
-from ..method.model import load_reward_model
+from ..method.model import RewardModel, load_reward_model
 from ..method.prompts import fill_prompt
 from ..sources.image_messages import ImageConversionError, check_message, header_stamp, message_to_rgb
 from ..stream.episode_stream import EpisodeStream, tiled
@@ -50,7 +51,7 @@ class StartupInterrupted(BaseException):
 
 
 class RewardNode(LifecycleNode):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for param in PARAMETERS:
             self.declare_parameter(param.name, param.default, param.descriptor())
@@ -59,12 +60,12 @@ class RewardNode(LifecycleNode):
         self._state = "unconfigured"   # the lifecycle state, as this node's transitions left it
         self._error = ""
         self._warned_zero_stamps = False
-        self._reward_model = None
+        self._reward_model: RewardModel | None = None
         self._rewards: RewardStream | None = None
         self._live: LiveEpisode | None = None   # the episode's state: id, task, frames waiting, counters
         self._worker: threading.Thread | None = None
-        self._camera_subscriptions = []
-        self._outputs = {}
+        self._camera_subscriptions: list[Subscription] = []
+        self._outputs: dict[str, LifecyclePublisher] = {}
         self._topics: list[str] = []
         self._transports: list[str] = []
         self._topic_names: list[str] = []   # the subscriptions' resolved names (namespace, remapping), while active
@@ -129,7 +130,7 @@ class RewardNode(LifecycleNode):
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
 
-    def _create_outputs(self) -> dict:
+    def _create_outputs(self) -> dict[str, LifecyclePublisher]:
         """Outputs relative to the node (~/reward, ...): /topreward/reward by default, and a launch
         namespace (or __ns remapping) moves them with the node's services. ~/update keeps its last updates
         for a subscriber that matches late (``UPDATE_QOS``)."""
@@ -152,8 +153,10 @@ class RewardNode(LifecycleNode):
             self._remove_subscriptions()
             return self._fail("activate", exc)
         self._topic_names = [subscription.topic_name for subscription in self._camera_subscriptions]
-        self._live.open()  # a new episode: re-activation never continues the last one
-        self._worker = threading.Thread(target=self._live.score, name="topreward-inference", daemon=True,
+        live = self._live
+        assert live is not None  # the lifecycle activates only a configured node
+        live.open()  # a new episode: re-activation never continues the last one
+        self._worker = threading.Thread(target=live.score, name="topreward-inference", daemon=True,
                                         args=(self._rewards, self._publish, self._on_failed_update))
         self._worker.start()
         self._error = ""

@@ -30,7 +30,7 @@ class ReceivedUpdates:
     reads. A record that is not a RewardUpdate's is kept and raised to the reader: raised in the callback, it
     would end the executor's spin."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._updates: list[RewardUpdate] = []
         self._error: UpdateRecordError | None = None
