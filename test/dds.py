@@ -177,6 +177,7 @@ class Listener:
         from std_msgs.msg import Bool, Float32, String
 
         self.node = rclpy.create_node(f"test_listener_{os.getpid()}_{id(self)}")
+        self.clients: dict = {}  # service name -> its client
         self.lock = threading.Lock()
         self.updates, self.rewards, self.successes, self.diagnostics = [], [], [], []
         self.status_name = f"{node.lstrip('/')}: reward"
@@ -218,9 +219,12 @@ class Listener:
                       what=f"the node's update publisher {'matched' if matched else 'gone'}")
 
     def call(self, service_type, name: str, request):
-        from topreward_ros.ros.services import call_service
+        """Call service ``name`` on a client made at its first call and kept (``ask`` says why)."""
+        from topreward_ros.ros.services import ask
 
-        return call_service(self.node, service_type, name, request)
+        if name not in self.clients:
+            self.clients[name] = self.node.create_client(service_type, name)
+        return ask(self.clients[name], request)
 
     def publish(self, msg_type, topic: str, msg, wait_for_subscriber: float = DISCOVERY_TIMEOUT) -> None:
         publisher = self.node.create_publisher(msg_type, topic, 10)

@@ -1,5 +1,5 @@
 """Calling the reward node's services from a client node that another thread spins: topreward-replay and
-RewardClient start episodes through an ``EpisodeStarter``, the tests call any service through ``call_service``."""
+RewardClient start episodes through an ``EpisodeStarter``; ``ask`` calls any service on a client kept for it."""
 
 from __future__ import annotations
 
@@ -16,18 +16,11 @@ SERVICE_TIMEOUT = 30.0  # seconds for a service to appear and answer
 RESET_MESSAGE = "episode {} started"
 
 
-def call_service(node, service_type, name: str, request, timeout: float = SERVICE_TIMEOUT):
-    """Call a service once and wait for the answer; ``node`` must be spun by another thread."""
-    client = node.create_client(service_type, name)
-    try:
-        return _ask(client, request, timeout)
-    finally:
-        node.destroy_client(client)
-
-
-def _ask(client, request, timeout: float):
+def ask(client, request, timeout: float = SERVICE_TIMEOUT):
     """``request``'s response once the service is there; a TopRewardError naming the service if it does not
-    appear or does not answer within ``timeout`` s."""
+    appear or does not answer within ``timeout`` s. Keep ``client`` for the next call: the node's answer to a
+    client made a moment before the call can be lost (the reply leaves before the node has matched that client's
+    reply reader, on a loaded machine)."""
     if not client.wait_for_service(timeout_sec=timeout):
         raise TopRewardError(f"service {client.srv_name} is not available (is the reward node running?)")
     response = answer(client, request, timeout)
@@ -50,8 +43,7 @@ def answer(client, request, timeout: float):
 
 class EpisodeStarter:
     """Starts episodes on the reward node ``node_name`` through two clients of ``node`` made once, when this is
-    made: the node's answer to a client made a moment before the call can be lost (the reply leaves before the
-    node has matched that client's reply reader, on a loaded machine), and a reset cannot be asked twice."""
+    made (see ``ask``: a reset whose answer was lost cannot be asked again)."""
 
     def __init__(self, node, node_name: str):
         node_name = node_name.rstrip("/")
@@ -64,11 +56,11 @@ class EpisodeStarter:
         the new episode."""
         if task:
             value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=task)
-            result = _ask(self._set_parameters,
-                          SetParameters.Request(parameters=[Parameter(name="task", value=value)]), timeout)
+            result = ask(self._set_parameters,
+                         SetParameters.Request(parameters=[Parameter(name="task", value=value)]), timeout)
             if not result.results[0].successful:
                 raise TopRewardError(f"the node refused the task: {result.results[0].reason}")
-        response = _ask(self._reset, Trigger.Request(), timeout)
+        response = ask(self._reset, Trigger.Request(), timeout)
         if not response.success:
             raise TopRewardError(f"the node refused the reset: {response.message}")
         before, after = RESET_MESSAGE.split("{}")
